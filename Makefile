@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test test-unit stack stop migrate lock clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "[make] creating $(VENV) and installing pinned dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+## Start Kafka, PostgreSQL, Redis, the stream worker and the API (Ctrl-C stops them all).
+run: $(VENV)/.installed
+	scripts/run.sh
+
+## Set up everything the same way and run the whole suite against the real servers.
+test: $(VENV)/.installed
+	scripts/test.sh
+
+## Unit tests only (no servers).
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit -q
+
+stack: $(VENV)/.installed
+	scripts/stack.sh start
+
+stop:
+	scripts/stack.sh stop
+
+lock: $(VENV)/.installed
+	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^inventory-stream' > constraints.txt
+
+clean: stop
+	rm -rf .local $(VENV)

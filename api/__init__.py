@@ -1,0 +1,1 @@
+"""The REST and WebSocket edge: takes requests, produces commands, waits for their outcome."""

@@ -1,0 +1,120 @@
+"""The API's view of the event stream: PostgreSQL NOTIFYs from the sink, fanned out.
+
+The sink NOTIFYs each event inside the transaction that persisted it, so an event seen here is
+durable in the read model: resolving a waiting request with it makes "read after acknowledged
+write" hold. Requests wait by command id; WebSocket subscribers receive every new event.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import asyncpg
+
+from storage.models import NOTIFY_CHANNEL
+
+__all__ = ["EventHub", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One live subscriber; ``product_id`` / ``warehouse`` filter, None for all."""
+
+    product_id: str | None = None
+    warehouse: str | None = None
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    overflowed: bool = False
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        if self.product_id is not None and event["sku"] != self.product_id:
+            return False
+        return self.warehouse is None or event["warehouse"] == self.warehouse
+
+
+class EventHub:
+    def __init__(self, dsn: str, reconnect_s: float = 1.0) -> None:
+        self.dsn = dsn
+        self.reconnect_s = reconnect_s
+        self._waiters: dict[str, list[asyncio.Future]] = defaultdict(list)
+        self._subscriptions: set[Subscription] = set()
+        self._task: asyncio.Task | None = None
+        self.listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="event-hub")
+        await asyncio.wait_for(self.listening.wait(), timeout=30)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot LISTEN yet, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(self.reconnect_s)
+                continue
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda _c: closed.set())
+            try:
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                self.listening.set()
+                await closed.wait()
+                log.warning("LISTEN connection lost, reconnecting")
+            finally:
+                self.listening.clear()
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        event = json.loads(payload)
+        for future in self._waiters.pop(event["command_id"], ()):
+            if not future.done():
+                future.set_result(event)
+        if not event.get("duplicate"):
+            self._publish(event)
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for sub in list(self._subscriptions):
+            if not sub.wants(event):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:  # a slow reader is dropped, never allowed to block the hub
+                sub.overflowed = True
+                self._subscriptions.discard(sub)
+
+    # ------------------------------------------------------------------------- API side
+    def expect(self, command_id: str) -> asyncio.Future:
+        """A future resolved with the first event of ``command_id``; call before sending it."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiters[command_id].append(future)
+        return future
+
+    def forget(self, command_id: str, future: asyncio.Future) -> None:
+        waiters = self._waiters.get(command_id)
+        if waiters and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[command_id]
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, product_id: str | None = None,
+                        warehouse: str | None = None) -> AsyncIterator[Subscription]:
+        sub = Subscription(product_id, warehouse)
+        self._subscriptions.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscriptions.discard(sub)

@@ -1,0 +1,59 @@
+"""The FastAPI app: ``uvicorn api.main:app``."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api.events import EventHub
+from api.gateway import CommandGateway
+from api.problems import install_problem_handlers
+from api.routes import health, inventory, products, reservations, ws
+from common.logs import configure_logging
+from common.settings import Settings, get_settings
+from storage.db import asyncpg_dsn, create_engine
+from streams.admin import ensure_topics
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    await ensure_topics(settings)
+    state = app.state
+    state.engine = create_engine(settings.database_url, pool_size=20)
+    state.redis = Redis.from_url(settings.redis_url)
+    state.hub = EventHub(asyncpg_dsn(settings.database_url))
+    state.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                      acks="all", enable_idempotence=True, linger_ms=1)
+    await state.producer.start()
+    await state.hub.start()
+    state.gateway = CommandGateway(state.producer, state.hub, settings.command_timeout_s)
+    try:
+        yield
+    finally:
+        await state.hub.stop()
+        await state.producer.stop()
+        await state.redis.aclose()
+        await state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    app = FastAPI(
+        title="Real-time inventory",
+        version="0.1.0",
+        description="Stock that is never oversold: every SKU has one writer, in log order. "
+                    "Writes produce a command to Kafka and answer with the event that decided it.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for module in (products, inventory, reservations, ws, health):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,95 @@
+"""Request and response bodies of the REST edge (pydantic), with OpenAPI examples."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
+           "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut"]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ProductIn(_Strict):
+    sku: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
+    name: str = Field(min_length=1, max_length=200, examples=["T-shirt, red, M"])
+    description: str = Field("", max_length=2000, examples=["Organic cotton crew neck"])
+    category: str = Field("", max_length=100, examples=["apparel"])
+
+
+class ProductOut(BaseModel):
+    product_id: str = Field(examples=["SKU-TSHIRT-RED-M"])
+    sku: str
+    name: str
+    description: str
+    category: str
+
+
+class StockUpdateIn(_Strict):
+    """Add (positive) or remove (negative) units in one warehouse."""
+
+    quantity_change: int = Field(examples=[25, -3])
+    reason: str = Field(min_length=1, max_length=200, examples=["purchase order PO-1042 received"])
+    warehouse: str | None = Field(None, pattern=_ID, examples=["default"])
+
+
+class LevelOut(BaseModel):
+    warehouse: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class TotalsOut(BaseModel):
+    available: int
+    reserved: int
+    total: int = Field(description="units on hand, reserved ones included")
+
+
+class InventoryOut(BaseModel):
+    product_id: str
+    warehouses: list[LevelOut]
+    totals: TotalsOut
+    version: int = Field(description="the SKU's sequence number of the last change")
+
+
+class ReservationIn(_Strict):
+    product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
+    order_id: str = Field(pattern=_ID, examples=["order-7731"])
+    quantity: int = Field(gt=0, le=1_000_000, examples=[2])
+    reservation_id: str | None = Field(
+        None, pattern=_ID, description="chosen by the server when absent", examples=["res-7731-1"])
+    warehouse: str | None = Field(None, pattern=_ID, examples=["default"])
+
+
+class ReservationOut(BaseModel):
+    reservation_id: str
+    order_id: str
+    product_id: str
+    warehouse: str
+    quantity: int
+    state: str = Field(examples=["PENDING"])
+    command_id: str
+    level: LevelOut
+
+
+class ReservationStateOut(BaseModel):
+    reservation_id: str
+    order_id: str
+    product_id: str
+    warehouse: str
+    quantity: int
+    state: str = Field(examples=["COMMITTED"])
+    updated_at: datetime
+
+
+class PendingOut(BaseModel):
+    """The command is in the log but its outcome did not arrive in time; retry with the same key."""
+
+    command_id: str
+    status: str = "pending"

@@ -1,0 +1,47 @@
+"""Turns the event that decided a command into the HTTP answer."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from api.models import LevelOut, PendingOut
+from api.problems import Problem
+from streams.stock.records import RejectReason
+
+__all__ = ["decided", "pending", "level_of"]
+
+_REJECTIONS: dict[str, tuple[int, str]] = {
+    RejectReason.INSUFFICIENT_STOCK: (409, "Insufficient stock"),
+    RejectReason.UNKNOWN_PRODUCT: (404, "Unknown product"),
+    RejectReason.PRODUCT_EXISTS: (409, "Product exists"),
+    RejectReason.UNKNOWN_RESERVATION: (404, "Unknown reservation"),
+    RejectReason.RESERVATION_NOT_PENDING: (409, "Reservation not pending"),
+    RejectReason.RESERVATION_EXISTS: (409, "Reservation exists"),
+    RejectReason.INVALID_QUANTITY: (422, "Invalid quantity"),
+    RejectReason.OTHER: (422, "Invalid command"),
+}
+_REJECTION_TYPES = {"ReservationRejected", "CommandRejected"}
+
+
+def pending(command_id: str) -> JSONResponse:
+    """202: in the log, not yet decided within the time limit; safe to retry with the same key."""
+    return JSONResponse(PendingOut(command_id=command_id).model_dump(), status_code=202,
+                        headers={"Retry-After": "1"})
+
+
+def decided(event: dict[str, Any] | None, command_id: str) -> dict[str, Any] | JSONResponse:
+    """The deciding event, or raises the Problem a rejection maps to; 202 when undecided."""
+    if event is None:
+        return pending(command_id)
+    if event["type"] not in _REJECTION_TYPES:
+        return event
+    reason = event["body"]["reason"]
+    status, title = _REJECTIONS.get(reason, (409, "Refused"))
+    raise Problem(status, title, event["body"].get("detail", ""), title.lower().replace(" ", "-"),
+                  reason=reason, command_id=command_id)
+
+
+def level_of(event: dict[str, Any]) -> LevelOut:
+    return LevelOut(warehouse=event["warehouse"], on_hand=event["on_hand"],
+                    reserved=event["reserved"], available=event["on_hand"] - event["reserved"])

@@ -1,0 +1,59 @@
+"""Every address and knob of the platform, in one pydantic-settings class.
+
+Variables use the ``INVENTORY_`` prefix; the three server addresses also accept the plain names
+the local stack and docker-compose export (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``,
+``REDIS_URL``). No secret has a default: the database password comes with ``DATABASE_URL``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INVENTORY_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "INVENTORY_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    database_url: str = Field(
+        "postgresql+asyncpg://inventory@127.0.0.1:15432/inventory",
+        validation_alias=AliasChoices("DATABASE_URL", "INVENTORY_DATABASE_URL"),
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:16379/0",
+        validation_alias=AliasChoices("REDIS_URL", "INVENTORY_REDIS_URL"),
+    )
+
+    # Streams
+    app_id: str = "inventory"
+    topic_partitions: int = 4
+    topic_replication_factor: int = 1
+    # Commands remembered per SKU for exactly-once effects; an id older than this many later
+    # commands on the same SKU is forgotten (its reservation, if ended, too).
+    dedup_window: int = 10_000
+    # A killed worker's partitions move after this long without heartbeats.
+    broker_session_timeout_s: float = 10.0
+    worker_web_port: int = 6066
+    worker_data_dir: str = ".local/worker"
+    sink_batch_size: int = 500
+    sink_batch_seconds: float = 0.02
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    command_timeout_s: float = 10.0
+    default_warehouse: str = "default"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,100 @@
+"""Avro schemas of every command and event, and their wire codec (fastavro).
+
+Records travel in Avro's *single-object encoding* (spec 1.11): two marker bytes ``C3 01``, the
+writer schema's 8-byte little-endian CRC-64-AVRO fingerprint, then the binary body. A reader finds
+the writer schema by fingerprint, so a producer may move to a newer schema version and readers
+resolve it to theirs (added fields with defaults are dropped or filled). No schema registry needed.
+
+Named types live one per file, ``<namespace>.<Name>.avsc``, which is how fastavro's
+``load_schema`` resolves references between files.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+
+from common.errors import SchemaError, UnknownSchemaError
+
+__all__ = [
+    "SCHEMA_DIR",
+    "COMMAND_SCHEMA",
+    "EVENT_SCHEMA",
+    "AvroCodec",
+    "schema_fingerprint",
+    "command_codec",
+    "event_codec",
+]
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+COMMAND_SCHEMA = "inventory.commands.StockCommand"
+EVENT_SCHEMA = "inventory.events.StockEvent"
+_MAGIC = b"\xc3\x01"
+_HEADER_LEN = len(_MAGIC) + 8
+
+
+def load(full_name: str, directory: Path = SCHEMA_DIR) -> Any:
+    """The parsed schema of ``<directory>/<full_name>.avsc`` with its references resolved."""
+    return load_schema(str(directory / f"{full_name}.avsc"), _write_hint=False)
+
+
+def schema_fingerprint(parsed: Any) -> bytes:
+    canonical = to_parsing_canonical_form(parsed)
+    return int(fingerprint(canonical, "CRC-64-AVRO"), 16).to_bytes(8, "little")
+
+
+class AvroCodec:
+    """Encodes with one writer schema; decodes any known writer version into the reader schema."""
+
+    def __init__(self, reader_schema: Any, known_writers: tuple[Any, ...] = ()) -> None:
+        self.schema = reader_schema
+        self._header = _MAGIC + schema_fingerprint(reader_schema)
+        self._writers = {schema_fingerprint(s): s for s in (reader_schema, *known_writers)}
+
+    def register(self, writer_schema: Any) -> None:
+        """Accept records written with another version of this schema."""
+        self._writers[schema_fingerprint(writer_schema)] = writer_schema
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        out = io.BytesIO()
+        out.write(self._header)
+        try:
+            schemaless_writer(out, self.schema, record)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SchemaError(f"record does not fit {self.schema['name']}: {exc}") from exc
+        return out.getvalue()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        if not isinstance(data, (bytes, bytearray)) or len(data) < _HEADER_LEN:
+            raise SchemaError("not an Avro single-object record (too short)")
+        if data[:2] != _MAGIC:
+            raise SchemaError("not an Avro single-object record (bad marker bytes)")
+        writer = self._writers.get(bytes(data[2:_HEADER_LEN]))
+        if writer is None:
+            raise UnknownSchemaError(f"unknown writer schema fingerprint {data[2:_HEADER_LEN].hex()}")
+        try:
+            return schemaless_reader(
+                io.BytesIO(data[_HEADER_LEN:]), writer, self.schema, return_record_name=True
+            )
+        except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
+            raise SchemaError(f"cannot decode {self.schema['name']}: {exc}") from exc
+
+
+_codecs: dict[str, AvroCodec] = {}
+
+
+def _codec(name: str) -> AvroCodec:
+    if name not in _codecs:
+        _codecs[name] = AvroCodec(load(name))
+    return _codecs[name]
+
+
+def command_codec() -> AvroCodec:
+    return _codec(COMMAND_SCHEMA)
+
+
+def event_codec() -> AvroCodec:
+    return _codec(EVENT_SCHEMA)

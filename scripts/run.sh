@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make run`: the whole platform in the foreground; Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+cleanup() {
+  echo "[run] stopping"
+  [ -n "${API_PID:-}" ] && kill -TERM "$API_PID" 2>/dev/null || :
+  [ -n "${WORKER_PID:-}" ] && kill -TERM "$WORKER_PID" 2>/dev/null || :
+  wait 2>/dev/null || :
+  scripts/stack.sh stop
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+scripts/stack.sh start
+eval "$(scripts/stack.sh env)"
+echo "[run] migrating the read model"
+$PY -m storage.migrate
+echo "[run] creating topics"
+$PY -m streams.admin
+echo "[run] starting the stream worker"
+$PY -m streams worker --loglevel info &
+WORKER_PID=$!
+PORT=${INVENTORY_API_PORT:-8000}
+echo "[run] starting the API"
+$PY -m uvicorn api.main:app --host 127.0.0.1 --port "$PORT" --no-access-log &
+API_PID=$!
+for _ in $(seq 1 60); do
+  curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
+  sleep 1
+done
+echo "[run] API:  http://127.0.0.1:$PORT"
+echo "[run] docs: http://127.0.0.1:$PORT/docs"
+echo "[run] live: ws://127.0.0.1:$PORT/ws/inventory"
+wait -n "$API_PID" "$WORKER_PID"

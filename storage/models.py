@@ -1,0 +1,83 @@
+"""The read model's tables (SQLAlchemy Core). Migrations in ``storage/migrations`` create them."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+__all__ = ["metadata", "products", "inventory_levels", "inventory_transactions", "reservations",
+           "NOTIFY_CHANNEL"]
+
+#: The sink NOTIFYs this channel with every event it persisted, inside the writing transaction,
+#: so a listener learns of an event only once it is durable in the read model.
+NOTIFY_CHANNEL = "stock_events"
+
+metadata = MetaData()
+
+products = Table(
+    "products", metadata,
+    Column("sku", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("category", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by_command", Text, nullable=False),
+)
+
+inventory_levels = Table(
+    "inventory_levels", metadata,
+    Column("sku", Text, nullable=False),
+    Column("warehouse", Text, nullable=False),
+    Column("on_hand", BigInteger, nullable=False),
+    Column("reserved", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False, doc="the SKU's seq of the last event applied"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("sku", "warehouse"),
+    CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="levels_never_oversold"),
+)
+
+inventory_transactions = Table(
+    "inventory_transactions", metadata,
+    Column("event_id", UUID(as_uuid=False), primary_key=True),
+    Column("command_id", Text, nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("warehouse", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("on_hand_delta", BigInteger, nullable=False),
+    Column("reserved_delta", BigInteger, nullable=False),
+    Column("on_hand_after", BigInteger, nullable=False),
+    Column("reserved_after", BigInteger, nullable=False),
+    Column("reason", Text),
+    Column("reservation_id", Text),
+    Column("sender", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("payload", JSONB, nullable=False),
+    Index("ix_transactions_sku_seq", "sku", "seq"),
+    Index("ix_transactions_command", "command_id"),
+)
+
+reservations = Table(
+    "reservations", metadata,
+    Column("reservation_id", Text, primary_key=True),
+    Column("order_id", Text, nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("warehouse", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reservations_sku", "sku"),
+)

@@ -1,0 +1,1 @@
+"""The stream workers: one faust app, one sub-package per business area."""

@@ -1,0 +1,47 @@
+"""Creates the declared topics (idempotently) before workers or the API start."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from common.settings import Settings, get_settings
+from streams.topics import topic_specs
+
+__all__ = ["ensure_topics"]
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create every missing topic; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(spec.name, spec.partitions, settings.topic_replication_factor, topic_configs=spec.config)
+            for spec in topic_specs(settings)
+            if spec.name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+        created = [t.name for t in missing]
+        log.info("topics ready", extra={"topics_created": created})
+        return created
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO)
+    print("created:", asyncio.run(ensure_topics(get_settings())))
+
+
+if __name__ == "__main__":
+    main()

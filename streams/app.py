@@ -1,0 +1,60 @@
+"""The one faust app of the platform, its topics and its tables.
+
+Processing guarantee: at-least-once delivery, with effects made exactly-once by design (see
+``streams/stock/store.py``): faust's ``exactly_once`` mode has open bugs around kill -9 and
+rebalances, so correctness must not depend on it.
+"""
+from __future__ import annotations
+
+import faust
+
+from common.settings import get_settings
+from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS, STOCK_TABLE
+
+__all__ = ["app", "stock_commands", "stock_events", "stock_commands_dlq", "stock_table"]
+
+settings = get_settings()
+
+
+def _broker_url(servers: str) -> str:
+    return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
+
+
+app = faust.App(
+    settings.app_id,
+    broker=_broker_url(settings.kafka_bootstrap_servers),
+    store="memory://",
+    autodiscover=["streams.stock", "streams.ledger"],
+    origin="streams",
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replication_factor,
+    topic_allow_declare=True,
+    processing_guarantee="at_least_once",
+    producer_acks=-1,
+    broker_commit_interval=0.5,
+    broker_session_timeout=settings.broker_session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+    stream_wait_empty=True,
+    web_enabled=False,
+    datadir=settings.worker_data_dir,
+    web_port=settings.worker_web_port,
+    table_cleanup_interval=3600.0,
+    # Defaults for the table's changelog; the topics below set raw bytes explicitly.
+    key_serializer="json",
+    value_serializer="json",
+)
+
+# Bytes in, bytes out: decoding happens in the agent, so a malformed record can be dead-lettered
+# instead of crashing the stream.
+stock_commands = app.topic(STOCK_COMMANDS, key_type=bytes, value_type=bytes,
+                           key_serializer="raw", value_serializer="raw")
+stock_events = app.topic(STOCK_EVENTS, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+stock_commands_dlq = app.topic(STOCK_COMMANDS_DLQ, key_type=bytes, value_type=bytes,
+                               key_serializer="raw", value_serializer="raw")
+
+stock_table = app.Table(
+    STOCK_TABLE,
+    partitions=settings.topic_partitions,
+    key_type=str,
+)

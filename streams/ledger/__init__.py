@@ -1,0 +1,1 @@
+"""Ledger area: every stock event persisted to PostgreSQL (the read model and audit ledger)."""

@@ -1,0 +1,170 @@
+"""The stock decisions, as pure functions: no I/O, no clock, no randomness.
+
+``decide(state, command) -> events`` says what happens; ``evolve(state, event) -> state`` applies
+one fact. A SKU's state is the fold of its events, so a replay of the log decides the same way.
+Rejections are facts too (they carry the reason), but they change nothing, not even ``seq``.
+"""
+from __future__ import annotations
+
+from functools import reduce
+from typing import Callable, Iterable
+
+from streams.stock.records import (
+    AdjustStock,
+    Command,
+    CommandRejected,
+    Commit,
+    Committed,
+    CreateProduct,
+    Event,
+    EventBody,
+    Level,
+    Product,
+    ProductCreated,
+    RejectReason,
+    Release,
+    Released,
+    Reservation,
+    ReservationRejected,
+    ReservationState,
+    Reserve,
+    Reserved,
+    SkuState,
+    StockAdjusted,
+    event_id_for,
+)
+
+__all__ = ["decide", "evolve", "fold"]
+
+
+def _event(state: SkuState, command: Command, body: EventBody, warehouse: str,
+           after: Level | None = None) -> Event:
+    """One event of ``command``; ``after`` is the warehouse level it leaves (None: unchanged)."""
+    before = state.level(warehouse)
+    changed = after is not None
+    level = after if changed else before
+    return Event(
+        event_id=event_id_for(command.command_id),
+        command_id=command.command_id,
+        sku=state.sku,
+        seq=state.seq + 1 if changed or isinstance(body, ProductCreated) else state.seq,
+        occurred_at=command.issued_at,
+        sender=command.sender,
+        warehouse=warehouse,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+        on_hand_delta=level.on_hand - before.on_hand,
+        reserved_delta=level.reserved - before.reserved,
+        body=body,
+    )
+
+
+def _reject(state: SkuState, command: Command, reason: RejectReason, detail: str = "",
+            warehouse: str = "", reservation_id: str = "") -> list[Event]:
+    body = CommandRejected(type(command.body).__name__, reason, detail, reservation_id)
+    return [_event(state, command, body, warehouse)]
+
+
+def _create_product(state: SkuState, command: Command, body: CreateProduct) -> list[Event]:
+    if state.product is not None:
+        return _reject(state, command, RejectReason.PRODUCT_EXISTS, f"product {state.sku} exists")
+    if not body.name.strip():
+        return _reject(state, command, RejectReason.OTHER, "name must not be empty")
+    created = ProductCreated(body.name, body.description, body.category)
+    return [_event(state, command, created, "")]
+
+
+def _adjust_stock(state: SkuState, command: Command, body: AdjustStock) -> list[Event]:
+    if state.product is None:
+        return _reject(state, command, RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if body.quantity == 0:
+        return _reject(state, command, RejectReason.INVALID_QUANTITY, "quantity must not be 0",
+                       body.warehouse)
+    if not body.warehouse:
+        return _reject(state, command, RejectReason.OTHER, "warehouse must not be empty")
+    before = state.level(body.warehouse)
+    after = Level(before.on_hand + body.quantity, before.reserved)
+    if after.on_hand < after.reserved:
+        # Stock held by reservations cannot be removed; only the available part can.
+        detail = f"can remove at most {before.available}, asked {-body.quantity}"
+        return _reject(state, command, RejectReason.INSUFFICIENT_STOCK, detail, body.warehouse)
+    return [_event(state, command, StockAdjusted(body.quantity, body.reason), body.warehouse, after)]
+
+
+def _reserve(state: SkuState, command: Command, body: Reserve) -> list[Event]:
+    def rejected(reason: RejectReason, detail: str) -> list[Event]:
+        fact = ReservationRejected(body.reservation_id, body.order_id, body.quantity, reason, detail)
+        return [_event(state, command, fact, body.warehouse)]
+
+    if state.product is None:
+        return rejected(RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if body.quantity <= 0:
+        return rejected(RejectReason.INVALID_QUANTITY, "quantity must be positive")
+    if not body.warehouse:
+        return rejected(RejectReason.OTHER, "warehouse must not be empty")
+    if body.reservation_id in state.reservations:
+        return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {body.reservation_id} exists")
+    before = state.level(body.warehouse)
+    if before.available < body.quantity:
+        return rejected(RejectReason.INSUFFICIENT_STOCK,
+                        f"available {before.available}, asked {body.quantity}")
+    after = Level(before.on_hand, before.reserved + body.quantity)
+    fact = Reserved(body.reservation_id, body.order_id, body.quantity)
+    return [_event(state, command, fact, body.warehouse, after)]
+
+
+def _end_reservation(state: SkuState, command: Command, body: Release | Commit) -> list[Event]:
+    held = state.reservations.get(body.reservation_id)
+    if held is None:
+        return _reject(state, command, RejectReason.UNKNOWN_RESERVATION,
+                       f"no reservation {body.reservation_id} for {state.sku}",
+                       reservation_id=body.reservation_id)
+    if held.state is not ReservationState.PENDING:
+        return _reject(state, command, RejectReason.RESERVATION_NOT_PENDING,
+                       f"reservation {held.reservation_id} is {held.state}", held.warehouse,
+                       held.reservation_id)
+    before = state.level(held.warehouse)
+    if isinstance(body, Commit):  # fulfilled: the held units leave the warehouse
+        after = Level(before.on_hand - held.quantity, before.reserved - held.quantity)
+        fact: EventBody = Committed(held.reservation_id, held.order_id, held.quantity)
+    else:  # released: the held units are available again
+        after = Level(before.on_hand, before.reserved - held.quantity)
+        fact = Released(held.reservation_id, held.order_id, held.quantity)
+    return [_event(state, command, fact, held.warehouse, after)]
+
+
+_DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
+    CreateProduct: _create_product,
+    AdjustStock: _adjust_stock,
+    Reserve: _reserve,
+    Release: _end_reservation,
+    Commit: _end_reservation,
+}
+
+
+def decide(state: SkuState, command: Command) -> list[Event]:
+    """The events ``command`` causes on ``state`` (always at least one: an outcome or a rejection)."""
+    if command.sku != state.sku:
+        raise ValueError(f"command for {command.sku} decided on state of {state.sku}")
+    return _DECIDERS[type(command.body)](state, command, command.body)
+
+
+def evolve(state: SkuState, event: Event) -> SkuState:
+    """``state`` after the fact ``event``."""
+    body = event.body
+    if event.is_rejection:
+        return state
+    if isinstance(body, ProductCreated):
+        product = Product(body.name, body.description, body.category)
+        return SkuState(state.sku, product, state.levels, state.reservations, event.seq)
+    levels = {**state.levels, event.warehouse: Level(event.on_hand, event.reserved)}
+    reservations = state.reservations
+    if isinstance(body, (Reserved, Released, Committed)):
+        held = Reservation(body.reservation_id, body.order_id, state.sku, event.warehouse,
+                           body.quantity, body.state)
+        reservations = {**state.reservations, body.reservation_id: held}
+    return SkuState(state.sku, state.product, levels, reservations, event.seq)
+
+
+def fold(state: SkuState, events: Iterable[Event]) -> SkuState:
+    return reduce(evolve, events, state)

@@ -1,0 +1,309 @@
+"""Commands, events and state of the stock area, as plain immutable values.
+
+They map one to one onto the Avro schemas in ``schemas/`` (``to_avro`` / ``*_from_avro``); the
+pure decision logic works on these values only.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, Mapping, Union, get_type_hints
+
+__all__ = [
+    "ReservationState",
+    "RejectReason",
+    "Level",
+    "Product",
+    "Reservation",
+    "SkuState",
+    "CreateProduct",
+    "AdjustStock",
+    "Reserve",
+    "Release",
+    "Commit",
+    "CommandBody",
+    "Command",
+    "ProductCreated",
+    "StockAdjusted",
+    "Reserved",
+    "Released",
+    "Committed",
+    "ReservationRejected",
+    "CommandRejected",
+    "EventBody",
+    "Event",
+    "event_id_for",
+    "command_to_avro",
+    "command_from_avro",
+    "event_to_avro",
+    "event_from_avro",
+]
+
+
+class ReservationState(StrEnum):
+    PENDING = "PENDING"
+    COMMITTED = "COMMITTED"
+    RELEASED = "RELEASED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+
+class RejectReason(StrEnum):
+    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    UNKNOWN_PRODUCT = "UNKNOWN_PRODUCT"
+    PRODUCT_EXISTS = "PRODUCT_EXISTS"
+    UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
+    RESERVATION_NOT_PENDING = "RESERVATION_NOT_PENDING"
+    RESERVATION_EXISTS = "RESERVATION_EXISTS"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    OTHER = "OTHER"
+
+
+# ------------------------------------------------------------------------------------ state
+@dataclass(frozen=True, slots=True)
+class Level:
+    on_hand: int = 0
+    reserved: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    name: str
+    description: str = ""
+    category: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    reservation_id: str
+    order_id: str
+    sku: str
+    warehouse: str
+    quantity: int
+    state: ReservationState
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class SkuState:
+    """Everything one SKU's single writer decides on: its product, levels and reservations."""
+
+    sku: str
+    product: Product | None = None
+    levels: Mapping[str, Level] = field(default_factory=lambda: _EMPTY)
+    reservations: Mapping[str, Reservation] = field(default_factory=lambda: _EMPTY)
+    seq: int = 0
+
+    def level(self, warehouse: str) -> Level:
+        return self.levels.get(warehouse, Level())
+
+
+# --------------------------------------------------------------------------------- commands
+@dataclass(frozen=True, slots=True)
+class CreateProduct:
+    name: str
+    description: str = ""
+    category: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustStock:
+    warehouse: str
+    quantity: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    reservation_id: str
+    order_id: str
+    warehouse: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    reservation_id: str
+
+
+CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    command_id: str
+    sku: str
+    issued_at: int
+    body: CommandBody
+    sender: str = "unknown"
+
+
+# ----------------------------------------------------------------------------------- events
+@dataclass(frozen=True, slots=True)
+class ProductCreated:
+    name: str
+    description: str = ""
+    category: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StockAdjusted:
+    quantity: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    reservation_id: str
+    order_id: str
+    quantity: int
+    state: ReservationState = ReservationState.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    reservation_id: str
+    order_id: str
+    quantity: int
+    state: ReservationState = ReservationState.RELEASED
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    reservation_id: str
+    order_id: str
+    quantity: int
+    state: ReservationState = ReservationState.COMMITTED
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRejected:
+    reservation_id: str
+    order_id: str
+    quantity: int
+    reason: RejectReason
+    detail: str = ""
+    state: ReservationState = ReservationState.REJECTED
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRejected:
+    command_type: str
+    reason: RejectReason
+    detail: str = ""
+    reservation_id: str = ""
+
+
+EventBody = Union[
+    ProductCreated, StockAdjusted, Reserved, Released, Committed, ReservationRejected, CommandRejected
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    event_id: str
+    command_id: str
+    sku: str
+    seq: int
+    occurred_at: int
+    warehouse: str
+    on_hand: int
+    reserved: int
+    body: EventBody
+    on_hand_delta: int = 0
+    reserved_delta: int = 0
+    sender: str = "unknown"
+
+    @property
+    def type(self) -> str:
+        return type(self.body).__name__
+
+    @property
+    def is_rejection(self) -> bool:
+        return isinstance(self.body, (ReservationRejected, CommandRejected))
+
+
+_EVENT_NAMESPACE = uuid.UUID("6f1c7a8e-3b0e-4d7c-9f51-2a8d0c4b9e11")
+
+
+def event_id_for(command_id: str, index: int = 0) -> str:
+    """The same command always yields the same event ids, so sinks can upsert by id."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{command_id}/{index}"))
+
+
+# ------------------------------------------------------------------------------ Avro mapping
+_COMMAND_NS = "inventory.commands."
+_EVENT_NS = "inventory.events."
+_COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit)}
+_EVENT_BODIES = {
+    cls.__name__: cls
+    for cls in (
+        ProductCreated, StockAdjusted, Reserved, Released, Committed, ReservationRejected,
+        CommandRejected,
+    )
+}
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return {f.name: getattr(value, f.name) for f in fields(value)}
+
+
+@lru_cache(maxsize=None)
+def _field_types(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _body_from(cls: type, data: Mapping[str, Any]) -> Any:
+    types = _field_types(cls)
+    values = {k: types[k](v) if isinstance(types[k], type) and issubclass(types[k], StrEnum) else v
+              for k, v in data.items() if k in types}
+    return cls(**values)
+
+
+def _union_name(body: tuple[str, Mapping[str, Any]] | Any, namespace: str) -> tuple[str, Mapping]:
+    name, data = body
+    return name.removeprefix(namespace), data
+
+
+def command_to_avro(command: Command) -> dict[str, Any]:
+    out = _plain(command)
+    out["body"] = (_COMMAND_NS + type(command.body).__name__, _plain(command.body))
+    return out
+
+
+def command_from_avro(data: Mapping[str, Any]) -> Command:
+    name, body = _union_name(data["body"], _COMMAND_NS)
+    return Command(
+        command_id=data["command_id"],
+        sku=data["sku"],
+        issued_at=data["issued_at"],
+        sender=data.get("sender", "unknown"),
+        body=_body_from(_COMMAND_BODIES[name], body),
+    )
+
+
+def event_to_avro(event: Event) -> dict[str, Any]:
+    out = _plain(event)
+    body = {k: str(v) if isinstance(v, StrEnum) else v for k, v in _plain(event.body).items()}
+    out["body"] = (_EVENT_NS + event.type, body)
+    return out
+
+
+def event_from_avro(data: Mapping[str, Any]) -> Event:
+    name, body = _union_name(data["body"], _EVENT_NS)
+    values = {f.name: data[f.name] for f in fields(Event) if f.name != "body" and f.name in data}
+    return Event(body=_body_from(_EVENT_BODIES[name], body), **values)

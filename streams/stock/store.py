@@ -1,0 +1,162 @@
+"""How one partition's stock state is laid out in its changelogged table, with exactly-once effects.
+
+The table is any ``MutableMapping`` (a faust Table in the worker, a dict in tests). Its keys:
+
+- ``s:<sku>``            the SKU: product, levels per warehouse, ``seq`` and ``n`` (commands recorded)
+- ``r:<reservation_id>`` one reservation
+- ``c:<sku>:<command>``  a decided command: its events, so a retry re-announces the same outcome
+- ``k:<sku>:<slot>``     a ring of the last ``window`` command ids per SKU, to forget older ones
+
+Every write of one command goes to the same changelog partition (faust sends a table change to
+the partition of the event being processed), and a Kafka partition keeps order, so after a crash
+the changelog holds a *prefix* of a command's writes. The command record is written first and
+the SKU last; a redelivered command whose record survived but whose SKU write did not is
+completed from the record. Nothing is applied twice, nothing acknowledged is lost.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, MutableMapping
+
+from streams.stock.logic import decide, fold
+from streams.stock.records import (
+    Command,
+    Committed,
+    Event,
+    Level,
+    Product,
+    Release,
+    Released,
+    Reservation,
+    ReservationState,
+    Reserve,
+    Commit,
+    SkuState,
+    event_from_avro,
+    event_to_avro,
+)
+
+__all__ = ["StockStore"]
+
+log = logging.getLogger(__name__)
+
+
+def _sku_key(sku: str) -> str:
+    return f"s:{sku}"
+
+
+def _reservation_key(reservation_id: str) -> str:
+    return f"r:{reservation_id}"
+
+
+def _command_key(sku: str, command_id: str) -> str:
+    return f"c:{sku}:{command_id}"
+
+
+def _slot_key(sku: str, slot: int) -> str:
+    return f"k:{sku}:{slot}"
+
+
+def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
+    product = state.product
+    return {
+        "sku": state.sku,
+        "product": None if product is None else [product.name, product.description, product.category],
+        "levels": {wh: [lv.on_hand, lv.reserved] for wh, lv in state.levels.items()},
+        "seq": state.seq,
+        "n": recorded,
+    }
+
+
+def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
+    if data is None:
+        return SkuState(sku), 0
+    product = None if data["product"] is None else Product(*data["product"])
+    levels = {wh: Level(on_hand, reserved) for wh, (on_hand, reserved) in data["levels"].items()}
+    return SkuState(sku, product, levels, {}, data["seq"]), data["n"]
+
+
+def _dump_reservation(r: Reservation) -> dict[str, Any]:
+    return {"id": r.reservation_id, "order": r.order_id, "sku": r.sku, "wh": r.warehouse,
+            "qty": r.quantity, "state": str(r.state)}
+
+
+def _load_reservation(data: dict[str, Any]) -> Reservation:
+    return Reservation(data["id"], data["order"], data["sku"], data["wh"], data["qty"],
+                       ReservationState(data["state"]))
+
+
+class StockStore:
+    """Decides commands against one partition's table and writes the outcome, exactly once."""
+
+    def __init__(self, table: MutableMapping[str, Any], window: int = 10_000) -> None:
+        self.table = table
+        self.window = window
+
+    # ------------------------------------------------------------------------------ reads
+    def sku(self, sku: str) -> SkuState:
+        return self._load(sku, None)[0]
+
+    def reservation(self, reservation_id: str) -> Reservation | None:
+        data = self.table.get(_reservation_key(reservation_id))
+        return None if data is None else _load_reservation(data)
+
+    def _load(self, sku: str, reservation_id: str | None) -> tuple[SkuState, int]:
+        state, recorded = _load_sku(sku, self.table.get(_sku_key(sku)))
+        held = self.reservation(reservation_id) if reservation_id else None
+        if held is not None and held.sku == sku:
+            state = SkuState(state.sku, state.product, state.levels, {held.reservation_id: held},
+                             state.seq)
+        return state, recorded
+
+    # ----------------------------------------------------------------------------- writes
+    def handle(self, command: Command) -> list[Event]:
+        """The events of ``command``: decided now, or the remembered ones if it was seen before."""
+        record = self.table.get(_command_key(command.sku, command.command_id))
+        if record is not None:
+            return self._redeliver(command, record)
+        state, recorded = self._load(command.sku, _reservation_id(command))
+        events = decide(state, command)
+        after = fold(state, events)
+        if after.product is None:
+            return events  # nothing exists to change or remember: an unknown SKU's rejection
+        record = self._record(command, events, recorded + 1)
+        self.table[_command_key(command.sku, command.command_id)] = record
+        self._write(state, after, command, record)
+        return events
+
+    def _record(self, command: Command, events: list[Event], number: int) -> dict[str, Any]:
+        evicted = self.table.get(_slot_key(command.sku, number % self.window))
+        return {"n": number, "events": [event_to_avro(e) for e in events], "evict": evicted}
+
+    def _write(self, before: SkuState, after: SkuState, command: Command,
+               record: dict[str, Any]) -> None:
+        for rid, held in after.reservations.items():
+            if before.reservations.get(rid) != held:
+                self.table[_reservation_key(rid)] = _dump_reservation(held)
+        self.table[_slot_key(command.sku, record["n"] % self.window)] = command.command_id
+        self.table[_sku_key(command.sku)] = _dump_sku(after, record["n"])
+        if record["evict"]:
+            self._forget(command.sku, record["evict"])
+
+    def _redeliver(self, command: Command, record: dict[str, Any]) -> list[Event]:
+        events = [event_from_avro(e) for e in record["events"]]
+        state, recorded = self._load(command.sku, _reservation_id(command))
+        if recorded < record["n"]:
+            # The crash came between the record and the SKU write: finish the command.
+            log.warning("completing a partly written command", extra={"command_id": command.command_id})
+            self._write(state, fold(state, events), command, record)
+        return events
+
+    def _forget(self, sku: str, command_id: str) -> None:
+        """Drop a command that fell out of the window, and the reservation it ended, if any."""
+        record = self.table.pop(_command_key(sku, command_id), None)
+        for data in (record or {}).get("events", ()):
+            event = event_from_avro(data)
+            if isinstance(event.body, (Released, Committed)):
+                self.table.pop(_reservation_key(event.body.reservation_id), None)
+
+
+def _reservation_id(command: Command) -> str | None:
+    body = command.body
+    return body.reservation_id if isinstance(body, (Reserve, Release, Commit)) else None

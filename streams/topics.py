@@ -1,0 +1,42 @@
+"""Every Kafka topic of the platform, declared in one place and named by domain.
+
+One writer per topic: the API (and upstream systems) write ``stock-commands``; the stock agent
+writes ``stock-events``, ``stock-commands-dlq`` and its table's changelog. Commands and events are
+keyed by SKU, so all of one SKU's traffic is on one partition, owned by one worker.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common.settings import Settings
+
+__all__ = ["TopicSpec", "STOCK_COMMANDS", "STOCK_EVENTS", "STOCK_COMMANDS_DLQ", "STOCK_TABLE",
+           "topic_specs", "changelog_topic"]
+
+STOCK_COMMANDS = "stock-commands"
+STOCK_EVENTS = "stock-events"
+STOCK_COMMANDS_DLQ = "stock-commands-dlq"
+STOCK_TABLE = "stock"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def changelog_topic(settings: Settings, table: str = STOCK_TABLE) -> str:
+    """faust's name for a table's changelog topic."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    n = settings.topic_partitions
+    return [
+        TopicSpec(STOCK_COMMANDS, n),
+        TopicSpec(STOCK_EVENTS, n),
+        TopicSpec(STOCK_COMMANDS_DLQ, n),
+        # Compacted: the latest value of every key is the state; replaying it recovers the table.
+        TopicSpec(changelog_topic(settings), n, {"cleanup.policy": "compact"}),
+    ]
