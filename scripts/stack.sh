@@ -25,6 +25,7 @@ PG_PASSWORD=${STACK_PG_PASSWORD:-inventory-local}
 
 KAFKA_HOME=$STACK_DIR/kafka
 PG_HOME=$STACK_DIR/pg
+[ -f "$STACK_DIR/pg-home" ] && PG_HOME=$(cat "$STACK_DIR/pg-home")
 REDIS_HOME=$STACK_DIR/redis
 
 say() { printf '[stack] %s\n' "$*" >&2; }
@@ -163,7 +164,16 @@ pg_start() {
   if [ -z "$bin" ]; then apt_install postgresql; bin=$(pg_bindir); fi
   [ -n "$bin" ] || die "PostgreSQL server binaries not found after install"
   mkdir -p "$PG_HOME"
-  [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PG_HOME"
+  if [ "$(id -u)" = 0 ]; then
+    chown -R postgres:postgres "$PG_HOME"
+    if ! runuser -u postgres -- test -w "$PG_HOME"; then
+      # A parent folder (e.g. a private temp dir) shuts the postgres user out: use one it can reach.
+      PG_HOME=/var/tmp/inventory-pg-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)
+      say "PostgreSQL: $STACK_DIR is not reachable by user postgres; data in $PG_HOME"
+      mkdir -p "$PG_HOME" && chown -R postgres:postgres "$PG_HOME" && chmod 700 "$PG_HOME"
+      echo "$PG_HOME" >"$STACK_DIR/pg-home"
+    fi
+  fi
   if as_pg "$bin/pg_ctl" -D "$PG_HOME/data" status >/dev/null 2>&1; then
     say "PostgreSQL: already running on 127.0.0.1:$PG_PORT"; return
   fi

@@ -1,0 +1,282 @@
+"""Integration fixtures: the real worker and API as processes, against the stack of scripts/stack.sh.
+
+``make test`` starts Kafka, PostgreSQL and Redis and exports their addresses; these fixtures start
+the stream worker and the API (uvicorn) as child processes, so tests can kill them for real.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
+
+from common.settings import Settings
+from storage.db import create_engine
+from streams.topics import changelog_topic
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRED = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    missing = [name for name in REQUIRED if not os.environ.get(name)]
+    assert not missing, f"{missing} unset: run the suite with `make test`, which starts the stack"
+    return Settings()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process with its output in a log file, shown when a test fails."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name, self.args, self.env = name, args, env
+        self.log_path = logdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def process_env(tmp_path_factory) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(INVENTORY_WORKER_DATA_DIR=str(tmp_path_factory.mktemp("worker-data")),
+               INVENTORY_LOG_JSON="true", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="session")
+def logdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+async def api(settings, process_env, logdir):
+    port = _free_port()
+    proc = Process("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                           "--port", str(port), "--no-access-log"], process_env, logdir)
+    proc.start()
+    proc.base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=proc.base_url, timeout=5) as client:
+        for _ in range(120):
+            try:
+                if (await client.get("/health")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.alive, f"API exited:\n{proc.tail()}"
+            await asyncio.sleep(0.5)
+        else:
+            pytest.fail(f"API not healthy in 60s:\n{proc.tail()}")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def worker(settings, process_env, logdir, api):
+    proc = Process("worker", [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+                   process_env, logdir)
+    proc.start()
+    await wait_until_serving(api, proc)
+    yield proc
+    proc.stop()
+
+
+async def wait_until_serving(api: Process, worker: Process, timeout_s: float = 120) -> float:
+    """Seconds until a command through the API is decided by the worker (its true readiness)."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
+        while time.monotonic() - started < timeout_s:
+            assert worker.alive, f"worker exited:\n{worker.tail()}"
+            sku = new_sku("probe")
+            response = await client.post("/products", json={"sku": sku, "name": "probe"})
+            if response.status_code == 201:
+                return time.monotonic() - started
+            await asyncio.sleep(0.5)
+    pytest.fail(f"worker not serving in {timeout_s}s:\n{worker.tail()}")
+
+
+@pytest.fixture
+async def client(api, worker):
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=60, limits=limits) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def engine(settings):
+    engine = create_engine(settings.database_url, pool_size=4)
+    yield engine
+    await engine.dispose()
+
+
+def new_sku(prefix: str = "SKU") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def create_stocked_product(client: httpx.AsyncClient, units: int, warehouse: str = "default") -> str:
+    sku = new_sku()
+    response = await client.post("/products", json={"sku": sku, "name": f"product {sku}"})
+    assert response.status_code == 201, response.text
+    if units:
+        response = await client.post(f"/inventory/{sku}/update", json={
+            "quantity_change": units, "reason": "initial receipt", "warehouse": warehouse})
+        assert response.status_code == 200, response.text
+    return sku
+
+
+# ------------------------------------------------------------------------------ invariants
+async def read_changelog(settings: Settings) -> dict[str, object]:
+    """The stock table as the compacted changelog holds it: what a recovering worker rebuilds."""
+    topic = changelog_topic(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        assert topic in await consumer.topics(), f"changelog topic {topic} not found"
+        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        table: dict[str, object] = {}
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    key = json.loads(record.key)
+                    if record.value is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = json.loads(record.value)
+        return table
+    finally:
+        await stop_consumer(consumer)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka's group-less consumer can raise CancelledError from stop() when its reset task was
+    # cancelled before it first ran; the consumer is closed either way.
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer.stop()
+
+
+async def _pg_view(engine, skus: list[str]) -> dict[str, dict]:
+    async with engine.connect() as conn:
+        levels = (await conn.execute(text(
+            "SELECT sku, warehouse, on_hand, reserved, version FROM inventory_levels "
+            "WHERE sku = ANY(:skus)"), {"skus": skus})).mappings().all()
+        ledger = (await conn.execute(text(
+            "SELECT sku, warehouse, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved "
+            "FROM inventory_transactions WHERE sku = ANY(:skus) GROUP BY sku, warehouse "
+            "HAVING sum(abs(on_hand_delta)) + sum(abs(reserved_delta)) > 0"),
+            {"skus": skus})).mappings().all()
+        pending = (await conn.execute(text(
+            "SELECT sku, warehouse, sum(quantity) AS reserved FROM reservations "
+            "WHERE sku = ANY(:skus) AND state = 'PENDING' GROUP BY sku, warehouse"),
+            {"skus": skus})).mappings().all()
+        reservations = (await conn.execute(text(
+            "SELECT reservation_id, sku, state FROM reservations WHERE sku = ANY(:skus)"),
+            {"skus": skus})).mappings().all()
+        applied_twice = (await conn.execute(text(
+            "SELECT command_id, count(*) AS n FROM inventory_transactions WHERE sku = ANY(:skus) "
+            "AND event_type NOT IN ('ReservationRejected', 'CommandRejected') "
+            "GROUP BY command_id HAVING count(*) > 1"), {"skus": skus})).mappings().all()
+    return {
+        "levels": {(r["sku"], r["warehouse"]): (r["on_hand"], r["reserved"]) for r in levels},
+        "versions": {r["sku"]: max(x["version"] for x in levels if x["sku"] == r["sku"]) for r in levels},
+        "ledger": {(r["sku"], r["warehouse"]): (int(r["on_hand"]), int(r["reserved"])) for r in ledger},
+        "pending": {(r["sku"], r["warehouse"]): int(r["reserved"]) for r in pending},
+        "reservations": {r["reservation_id"]: (r["sku"], r["state"]) for r in reservations},
+        "applied_twice": [dict(r) for r in applied_twice],
+    }
+
+
+def _table_view(table: dict[str, object], skus: list[str]) -> dict[str, dict]:
+    levels, versions, reservations = {}, {}, {}
+    for sku in skus:
+        state = table.get(f"s:{sku}")
+        if state is None:
+            continue
+        for warehouse, (on_hand, reserved) in state["levels"].items():
+            levels[(sku, warehouse)] = (on_hand, reserved)
+        if state["levels"]:
+            versions[sku] = state["seq"]
+    wanted = set(skus)
+    for key, value in table.items():
+        if key.startswith("r:") and value["sku"] in wanted:
+            reservations[value["id"]] = (value["sku"], value["state"])
+    return {"levels": levels, "versions": versions, "reservations": reservations}
+
+
+async def assert_invariants(settings: Settings, engine, skus: list[str], timeout_s: float = 30) -> dict:
+    """No oversell; the ledger folds to the levels; PostgreSQL equals the changelogged table;
+    no command applied twice. Waits (bounded) for the sink to catch up with the table first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        table = _table_view(await read_changelog(settings), skus)
+        pg = await _pg_view(engine, skus)
+        caught_up = table["versions"] == pg["versions"]
+        if caught_up or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert caught_up, f"PostgreSQL never caught up with the table: {table['versions']} vs {pg['versions']}"
+    for key, (on_hand, reserved) in pg["levels"].items():
+        assert 0 <= reserved <= on_hand, f"oversold or negative at {key}: {on_hand=} {reserved=}"
+    assert pg["ledger"] == {k: v for k, v in pg["levels"].items() if v != (0, 0)}, \
+        "the ledger's deltas do not sum to the levels"
+    assert pg["levels"] == table["levels"], "PostgreSQL levels differ from the stock table"
+    assert {k: v[1] for k, v in pg["levels"].items() if v[1]} == pg["pending"], \
+        "reserved differs from the sum of pending reservations"
+    for rid, value in table["reservations"].items():
+        assert pg["reservations"].get(rid) == value, f"reservation {rid}: table {value}, PostgreSQL {pg['reservations'].get(rid)}"
+    assert not pg["applied_twice"], f"commands applied more than once: {pg['applied_twice']}"
+    return pg

@@ -1,0 +1,177 @@
+"""The pure decision core: examples, then properties over random command sequences."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.stock.logic import decide, evolve, fold
+from streams.stock.records import (
+    AdjustStock,
+    Command,
+    CommandRejected,
+    Commit,
+    Committed,
+    CreateProduct,
+    Level,
+    RejectReason,
+    Release,
+    Released,
+    ReservationRejected,
+    ReservationState,
+    Reserve,
+    Reserved,
+    SkuState,
+    event_id_for,
+)
+
+SKU = "SKU-1"
+WAREHOUSES = ("north", "south")
+
+
+def cmd(command_id: str, body, issued_at: int = 1) -> Command:
+    return Command(command_id, SKU, issued_at, body, sender="test")
+
+
+def run(state: SkuState, *commands: Command) -> tuple[SkuState, list]:
+    events = []
+    for command in commands:
+        decided = decide(state, command)
+        events.extend(decided)
+        state = fold(state, decided)
+    return state, events
+
+
+def stocked(units: int = 10) -> SkuState:
+    state, _ = run(SkuState(SKU), cmd("p", CreateProduct("Shirt")),
+                   cmd("in", AdjustStock("north", units, "received")))
+    return state
+
+
+def test_create_then_receive_sets_levels_and_versions():
+    state = stocked(10)
+    assert state.product is not None and state.product.name == "Shirt"
+    assert state.level("north") == Level(10, 0)
+    assert state.seq == 2
+
+
+def test_unknown_product_is_rejected_and_changes_nothing():
+    state = SkuState(SKU)
+    [event] = decide(state, cmd("c", AdjustStock("north", 5, "received")))
+    assert isinstance(event.body, CommandRejected)
+    assert event.body.reason is RejectReason.UNKNOWN_PRODUCT
+    assert evolve(state, event) == state
+
+
+def test_reserve_holds_stock_and_rejects_beyond_available():
+    state, events = run(stocked(3), cmd("r1", Reserve("res-1", "o1", "north", 2)),
+                        cmd("r2", Reserve("res-2", "o2", "north", 2)))
+    assert isinstance(events[0].body, Reserved)
+    assert isinstance(events[1].body, ReservationRejected)
+    assert events[1].body.reason is RejectReason.INSUFFICIENT_STOCK
+    assert state.level("north") == Level(3, 2)
+    assert events[1].seq == events[0].seq, "a rejection does not advance the version"
+
+
+def test_commit_takes_stock_out_and_release_after_commit_is_refused():
+    state, events = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2)),
+                        cmd("c", Commit("res")), cmd("x", Release("res")))
+    assert isinstance(events[1].body, Committed)
+    assert events[1].on_hand_delta == -2 and events[1].reserved_delta == -2
+    assert isinstance(events[2].body, CommandRejected)
+    assert events[2].body.reason is RejectReason.RESERVATION_NOT_PENDING
+    assert state.level("north") == Level(3, 0)
+    assert state.reservations["res"].state is ReservationState.COMMITTED
+
+
+def test_release_returns_units():
+    state, events = run(stocked(5), cmd("r", Reserve("res", "o", "north", 5)), cmd("x", Release("res")))
+    assert isinstance(events[1].body, Released)
+    assert state.level("north") == Level(5, 0)
+
+
+def test_reserved_units_cannot_be_removed():
+    state, events = run(stocked(5), cmd("r", Reserve("res", "o", "north", 4)),
+                        cmd("out", AdjustStock("north", -2, "damaged")))
+    assert events[1].body.reason is RejectReason.INSUFFICIENT_STOCK
+    assert state.level("north") == Level(5, 4)
+
+
+def test_invalid_quantities_and_duplicate_reservation_ids_are_rejected():
+    state = stocked(5)
+    reasons = [decide(state, c)[0].body.reason for c in (
+        cmd("a", AdjustStock("north", 0, "nothing")),
+        cmd("b", Reserve("res", "o", "north", 0)),
+        cmd("c", Reserve("res", "o", "north", -1)),
+    )]
+    assert reasons == [RejectReason.INVALID_QUANTITY] * 3
+    state, events = run(state, cmd("d", Reserve("res", "o", "north", 1)),
+                        cmd("e", Reserve("res", "o", "north", 1)))
+    assert events[1].body.reason is RejectReason.RESERVATION_EXISTS
+    assert state.level("north").reserved == 1
+
+
+def test_event_ids_are_deterministic():
+    state = stocked(5)
+    first = decide(state, cmd("same", Reserve("res", "o", "north", 1)))
+    again = decide(state, cmd("same", Reserve("res", "o", "north", 1)))
+    assert first == again
+    assert first[0].event_id == event_id_for("same")
+
+
+# ----------------------------------------------------------------------------- properties
+quantities = st.integers(min_value=-3, max_value=6)
+reservation_ids = st.sampled_from([f"res-{i}" for i in range(6)])
+warehouses = st.sampled_from(WAREHOUSES)
+bodies = st.one_of(
+    st.builds(CreateProduct, st.sampled_from(["Shirt", ""])),
+    st.builds(AdjustStock, warehouses, quantities, st.just("adjust")),
+    st.builds(Reserve, reservation_ids, st.just("order"), warehouses, quantities),
+    st.builds(Release, reservation_ids),
+    st.builds(Commit, reservation_ids),
+)
+command_lists = st.lists(bodies, min_size=1, max_size=60).map(
+    lambda bs: [cmd(f"c{i}", b, issued_at=i) for i, b in enumerate(bs)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(command_lists)
+def test_stock_is_never_negative_nor_oversold(commands):
+    state, _ = run(SkuState(SKU), *commands)
+    for level in state.levels.values():
+        assert level.reserved >= 0
+        assert level.on_hand >= level.reserved
+
+
+@settings(max_examples=300, deadline=None)
+@given(command_lists)
+def test_replaying_the_events_rebuilds_the_state(commands):
+    state, events = run(SkuState(SKU), *commands)
+    assert fold(SkuState(SKU), events) == state
+
+
+@settings(max_examples=300, deadline=None)
+@given(command_lists)
+def test_reserved_equals_pending_reservations(commands):
+    state, _ = run(SkuState(SKU), *commands)
+    for warehouse in WAREHOUSES:
+        pending = sum(r.quantity for r in state.reservations.values()
+                      if r.warehouse == warehouse and r.state is ReservationState.PENDING)
+        assert state.level(warehouse).reserved == pending
+
+
+@settings(max_examples=300, deadline=None)
+@given(command_lists)
+def test_ledger_deltas_sum_to_levels(commands):
+    state, events = run(SkuState(SKU), *commands)
+    for warehouse in WAREHOUSES:
+        mine = [e for e in events if e.warehouse == warehouse]
+        assert sum(e.on_hand_delta for e in mine) == state.level(warehouse).on_hand
+        assert sum(e.reserved_delta for e in mine) == state.level(warehouse).reserved
+
+
+@settings(max_examples=200, deadline=None)
+@given(command_lists)
+def test_each_reservation_ends_at_most_once(commands):
+    _, events = run(SkuState(SKU), *commands)
+    ended = [e.body.reservation_id for e in events if isinstance(e.body, (Committed, Released))]
+    assert len(ended) == len(set(ended))

@@ -1,0 +1,143 @@
+"""Exactly-once effects of the table layout: duplicates, crashes between writes, the window."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.stock.records import (
+    AdjustStock,
+    Command,
+    Commit,
+    CreateProduct,
+    Level,
+    ReservationState,
+    Release,
+    Reserve,
+    Reserved,
+)
+from streams.stock.store import StockStore
+
+SKU = "SKU-1"
+
+
+class RecordingTable(dict):
+    """A dict that logs every write in order, as the changelog partition would hold them."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.log: list[tuple[str, object]] = []
+
+    def __setitem__(self, key, value):
+        self.log.append((key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.log.append((key, None))
+        super().__delitem__(key)
+
+    def pop(self, key, *default):
+        if key in self:
+            self.log.append((key, None))
+        return super().pop(key, *default)
+
+
+def replay(base: dict, writes: list[tuple[str, object]]) -> RecordingTable:
+    """The table a worker recovers from a changelog holding ``base`` and then ``writes``."""
+    table = RecordingTable(base)
+    for key, value in writes:
+        if value is None:
+            dict.pop(table, key, None)
+        else:
+            dict.__setitem__(table, key, value)
+    return table
+
+
+def cmd(command_id: str, body) -> Command:
+    return Command(command_id, SKU, 1, body)
+
+
+def setup(store: StockStore, units: int = 10) -> None:
+    store.handle(cmd("create", CreateProduct("Shirt")))
+    store.handle(cmd("receive", AdjustStock("w", units, "received")))
+
+
+def test_same_command_twice_applies_once_and_answers_the_same():
+    store = StockStore(RecordingTable())
+    setup(store)
+    first = store.handle(cmd("r1", Reserve("res", "o", "w", 3)))
+    again = store.handle(cmd("r1", Reserve("res", "o", "w", 3)))
+    assert first == again
+    assert store.sku(SKU).level("w") == Level(10, 3)
+
+
+def test_a_retry_is_answered_even_after_later_commands():
+    store = StockStore(RecordingTable())
+    setup(store)
+    first = store.handle(cmd("r1", Reserve("res", "o", "w", 3)))
+    store.handle(cmd("c1", Commit("res")))
+    assert store.handle(cmd("r1", Reserve("res", "o", "w", 3))) == first
+    assert store.sku(SKU).level("w") == Level(7, 0)
+    assert store.reservation("res").state is ReservationState.COMMITTED
+
+
+def test_unknown_product_leaves_no_trace():
+    table = RecordingTable()
+    StockStore(table).handle(cmd("x", AdjustStock("w", 5, "received")))
+    assert table == {}
+
+
+def test_the_window_forgets_old_commands_and_their_ended_reservations():
+    table = RecordingTable()
+    store = StockStore(table, window=4)
+    setup(store)
+    store.handle(cmd("r", Reserve("res", "o", "w", 1)))
+    store.handle(cmd("x", Release("res")))
+    for i in range(6):
+        store.handle(cmd(f"n{i}", AdjustStock("w", 1, "received")))
+    command_keys = [k for k in table if k.startswith("c:")]
+    assert len(command_keys) == 4, command_keys
+    assert "r:res" not in table, "an ended reservation is dropped with the command that ended it"
+    assert store.sku(SKU).level("w") == Level(16, 0)
+
+
+body_strategy = st.one_of(
+    st.builds(AdjustStock, st.just("w"), st.integers(-3, 5), st.just("adj")),
+    st.builds(Reserve, st.sampled_from(["a", "b", "c"]), st.just("o"), st.just("w"), st.integers(1, 4)),
+    st.builds(Release, st.sampled_from(["a", "b", "c"])),
+    st.builds(Commit, st.sampled_from(["a", "b", "c"])),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(body_strategy, min_size=1, max_size=25), st.data())
+def test_a_crash_between_any_two_writes_then_redelivery_equals_no_crash(bodies, data):
+    commands = [cmd(f"c{i}", b) for i, b in enumerate(bodies)]
+    clean = StockStore(RecordingTable(), window=5)
+    setup(clean)
+    expected = [clean.handle(c) for c in commands]
+
+    crashed_at = data.draw(st.integers(0, len(commands) - 1), label="crashing command")
+    table = RecordingTable()
+    store = StockStore(table, window=5)
+    setup(store)
+    for c in commands[:crashed_at]:
+        store.handle(c)
+    before = dict(table)
+    mark = len(table.log)
+    store.handle(commands[crashed_at])
+    writes = table.log[mark:]
+    kept = data.draw(st.integers(0, len(writes)), label="writes that reached the changelog")
+
+    # The worker dies; its successor recovers the table and gets the command again.
+    recovered = StockStore(replay(before, writes[:kept]), window=5)
+    outcomes = [recovered.handle(c) for c in commands[crashed_at:]]
+    assert outcomes == expected[crashed_at:]
+    assert dict(recovered.table) == dict(clean.table)
+
+
+def test_reservation_events_carry_the_resulting_level():
+    store = StockStore(RecordingTable())
+    setup(store, 4)
+    [event] = store.handle(cmd("r", Reserve("res", "o", "w", 3)))
+    assert isinstance(event.body, Reserved)
+    assert (event.on_hand, event.reserved, event.reserved_delta) == (4, 3, 3)
