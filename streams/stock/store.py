@@ -146,15 +146,21 @@ class StockStore:
             # The crash came between the record and the SKU write: finish the command.
             log.warning("completing a partly written command", extra={"command_id": command.command_id})
             self._write(state, fold(state, events), command, record)
+        elif recorded == record["n"] and record["evict"]:
+            # It was the SKU's last command: its eviction may not have been written yet.
+            self._forget(command.sku, record["evict"])
         return events
 
     def _forget(self, sku: str, command_id: str) -> None:
-        """Drop a command that fell out of the window, and the reservation it ended, if any."""
-        record = self.table.pop(_command_key(sku, command_id), None)
-        for data in (record or {}).get("events", ()):
+        """Drop a command that fell out of the window, and the reservation it ended, if any.
+
+        The record goes last, so a crash half way leaves it to be forgotten again."""
+        key = _command_key(sku, command_id)
+        for data in (self.table.get(key) or {}).get("events", ()):
             event = event_from_avro(data)
             if isinstance(event.body, (Released, Committed)):
                 self.table.pop(_reservation_key(event.body.reservation_id), None)
+        self.table.pop(key, None)
 
 
 def _reservation_id(command: Command) -> str | None:

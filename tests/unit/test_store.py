@@ -108,7 +108,7 @@ body_strategy = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(body_strategy, min_size=1, max_size=25), st.data())
 def test_a_crash_between_any_two_writes_then_redelivery_equals_no_crash(bodies, data):
     commands = [cmd(f"c{i}", b) for i, b in enumerate(bodies)]
