@@ -155,7 +155,8 @@ pg_bindir() {
 }
 
 as_pg() { # run a command as the postgres user when we are root (PostgreSQL refuses root)
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the caller's working directory may be closed to the postgres user.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pg_start() {
