@@ -141,8 +141,9 @@ kafka_start() {
   say "Kafka: serving (pid $(cat "$KAFKA_HOME/kafka.pid"))"
 }
 
+# Stopping goes by what this script started (pid files, its own cluster), whatever the
+# environment says: run.sh and test.sh export the addresses after starting the stack.
 kafka_stop() {
-  [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && return
   stop_pidfile "Kafka" "$KAFKA_HOME/kafka.pid" 60
 }
 
@@ -178,6 +179,7 @@ pg_start() {
   if as_pg "$bin/pg_ctl" -D "$PG_HOME/data" status >/dev/null 2>&1; then
     say "PostgreSQL: already running on 127.0.0.1:$PG_PORT"; return
   fi
+  port_free PostgreSQL "$PG_PORT" DATABASE_URL
   if [ ! -f "$PG_HOME/data/PG_VERSION" ]; then
     say "PostgreSQL: creating a cluster in $PG_HOME/data ($($bin/postgres --version))"
     as_pg "$bin/initdb" -D "$PG_HOME/data" -U postgres -A trust -E UTF8 --no-instructions >/dev/null
@@ -205,7 +207,6 @@ EOF
 }
 
 pg_stop() {
-  [ -n "${DATABASE_URL:-}" ] && return
   local bin; bin=$(pg_bindir)
   [ -n "$bin" ] && [ -f "$PG_HOME/data/PG_VERSION" ] || return 0
   if as_pg "$bin/pg_ctl" -D "$PG_HOME/data" status >/dev/null 2>&1; then
@@ -229,7 +230,6 @@ redis_start() {
 }
 
 redis_stop() {
-  [ -n "${REDIS_URL:-}" ] && return
   stop_pidfile "Redis" "$REDIS_HOME/redis.pid" 20
 }
 
@@ -253,16 +253,34 @@ print_env() {
   echo "export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 }
 
+port_free() { # port_free <name> <port>: refuse to start beside a server this script did not start
+  if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+    die "$1: port $2 is taken by another process (stop it, or point ${3:-the settings} at it)"
+  fi
+}
+
+start_all() {
+  local t0=$SECONDS kpid
+  # A failed start stops whatever it had started, so no server outlives the attempt.
+  trap 'status=$?; if [ $status -ne 0 ]; then [ -n "${kpid:-}" ] && kill "$kpid" 2>/dev/null; wait; stop_all; fi' EXIT
+  if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ] && ! pid_alive "$KAFKA_HOME/kafka.pid"; then
+    port_free Kafka "$KAFKA_PORT" KAFKA_BOOTSTRAP_SERVERS
+  fi
+  if [ -z "${REDIS_URL:-}" ] && ! pid_alive "$REDIS_HOME/redis.pid"; then
+    port_free Redis "$REDIS_PORT" REDIS_URL
+  fi
+  kafka_start & kpid=$!
+  pg_start
+  redis_start
+  wait $kpid || die "Kafka failed to start (see $KAFKA_HOME/logs)"
+  say "stack up in $((SECONDS - t0))s"
+}
+
+stop_all() { redis_stop; pg_stop; kafka_stop; }
+
 case "${1:-}" in
-  start)
-    t0=$SECONDS
-    kafka_start & kpid=$!
-    pg_start
-    redis_start
-    wait $kpid || die "Kafka failed to start (see $KAFKA_HOME/logs)"
-    say "stack up in $((SECONDS - t0))s"
-    ;;
-  stop) redis_stop; pg_stop; kafka_stop ;;
+  start) start_all ;;
+  stop) stop_all ;;
   status)
     pid_alive "$KAFKA_HOME/kafka.pid" && say "Kafka: running" || say "Kafka: stopped"
     bin=$(pg_bindir); [ -n "$bin" ] && as_pg "$bin/pg_ctl" -D "$PG_HOME/data" status >/dev/null 2>&1 \
