@@ -9,6 +9,7 @@ from __future__ import annotations
 import faust
 
 from common.settings import get_settings
+from streams.codecs import STOCK_EVENT_CODEC, register_codecs
 from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS, STOCK_TABLE
 
 __all__ = ["app", "stock_commands", "stock_events", "stock_commands_dlq", "stock_table"]
@@ -44,12 +45,15 @@ app = faust.App(
     value_serializer="json",
 )
 
-# Bytes in, bytes out: decoding happens in the agent, so a malformed record can be dead-lettered
-# instead of crashing the stream.
+register_codecs()
+
+# Commands arrive as bytes and are decoded in the agent, so a malformed record from an upstream
+# producer can be dead-lettered instead of being dropped by the consumer. Events have one writer,
+# the stock agent, and travel through the faust Avro codec.
 stock_commands = app.topic(STOCK_COMMANDS, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw")
-stock_events = app.topic(STOCK_EVENTS, key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw")
+stock_events = app.topic(STOCK_EVENTS, key_type=bytes, key_serializer="raw",
+                         value_serializer=STOCK_EVENT_CODEC)
 stock_commands_dlq = app.topic(STOCK_COMMANDS_DLQ, key_type=bytes, value_type=bytes,
                                key_serializer="raw", value_serializer="raw")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from common.errors import InventoryError, MalformedRecordError
-from schemas import command_codec, event_codec
+from schemas import command_codec
 from streams.app import app, settings, stock_commands, stock_commands_dlq, stock_events, stock_table
 from streams.stock.records import Command, command_from_avro, event_to_avro
 from streams.stock.store import StockStore
@@ -18,7 +18,6 @@ __all__ = ["process_stock_commands", "decode_command"]
 
 log = logging.getLogger(__name__)
 _commands = command_codec()
-_events = event_codec()
 store = StockStore(stock_table, window=settings.dedup_window)
 
 
@@ -60,4 +59,4 @@ async def process_stock_commands(stream):
             await _dead_letter(event, f"{type(exc).__name__}: {exc}")
             continue
         for fact in outcome:
-            await stock_events.send(key=fact.sku.encode(), value=_events.encode(event_to_avro(fact)))
+            await stock_events.send(key=fact.sku.encode(), value=event_to_avro(fact))
