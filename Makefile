@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-unit stack stop migrate lock clean
+.PHONY: run test test-unit bench chaos stack stop migrate lock clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "[make] creating $(VENV) and installing pinned dependencies"
@@ -21,6 +21,18 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	scripts/test.sh
 
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test,bench]'
+	@touch $@
+
+## The pipeline against the row-lock baseline and a raw Kafka loop (< 10 min): bench/results/.
+bench: $(VENV)/.bench-installed
+	scripts/bench.sh
+
+## 100,000 commands with workers SIGKILLed and the broker restarted (< 25 min): chaos/results/.
+chaos: $(VENV)/.installed
+	scripts/chaos.sh
+
 ## Unit tests only (no servers).
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q
@@ -32,6 +44,7 @@ stop:
 	scripts/stack.sh stop
 
 lock: $(VENV)/.installed
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
 	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^inventory-stream' > constraints.txt
 
 clean: stop

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     # Streams
     app_id: str = "inventory"
+    # Which agents a worker process runs: "stock" (decisions) or "ledger" (the PostgreSQL sink).
+    worker_role: str = "stock"
     topic_partitions: int = 4
     topic_replication_factor: int = 1
     # Commands remembered per SKU for exactly-once effects; an id older than this many later
@@ -41,7 +43,19 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = 10.0
     worker_web_port: int = 6066
     worker_data_dir: str = ".local/worker"
+    # The stock agent decides commands in batches of up to this many, waiting at most this long
+    # for a batch to fill: a hot SKU's state is written once per batch (streams/stock/batch.py).
+    command_batch_size: int = 500
+    command_batch_seconds: float = 0.002
     sink_batch_size: int = 500
+    # Producer batching: a few milliseconds of linger turns one request per message into one per
+    # batch, which is what the broker and the worker spend their CPU on (see bench/README.md).
+    producer_linger_s: float = 0.005
+    producer_batch_bytes: int = 262_144
+    # How long the broker may hold the worker's fetch when its partitions are quiet (streams/tuning.py).
+    consumer_fetch_max_wait_ms: int = 10
+    # How often a worker commits its offsets (each commit first flushes the producer).
+    commit_interval_s: float = 0.5
     sink_batch_seconds: float = 0.02
 
     # API

@@ -8,6 +8,7 @@ cleanup() {
   echo "[run] stopping"
   [ -n "${API_PID:-}" ] && kill -TERM "$API_PID" 2>/dev/null || :
   [ -n "${WORKER_PID:-}" ] && kill -TERM "$WORKER_PID" 2>/dev/null || :
+  [ -n "${LEDGER_PID:-}" ] && kill -TERM "$LEDGER_PID" 2>/dev/null || :
   wait 2>/dev/null || :
   scripts/stack.sh stop
 }
@@ -20,9 +21,11 @@ echo "[run] migrating the read model"
 $PY -m storage.migrate
 echo "[run] creating topics"
 $PY -m streams.admin
-echo "[run] starting the stream worker"
-$PY -m streams worker --loglevel info &
+echo "[run] starting the stock worker and the ledger worker"
+$PY -m streams stock --loglevel info &
 WORKER_PID=$!
+$PY -m streams ledger --loglevel info &
+LEDGER_PID=$!
 PORT=${INVENTORY_API_PORT:-8000}
 echo "[run] starting the API"
 $PY -m uvicorn api.main:app --host 127.0.0.1 --port "$PORT" --no-access-log &
@@ -34,4 +37,4 @@ done
 echo "[run] API:  http://127.0.0.1:$PORT"
 echo "[run] docs: http://127.0.0.1:$PORT/docs"
 echo "[run] live: ws://127.0.0.1:$PORT/ws/inventory"
-wait -n "$API_PID" "$WORKER_PID"
+wait -n "$API_PID" "$WORKER_PID" "$LEDGER_PID"

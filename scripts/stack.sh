@@ -6,6 +6,7 @@
 #   scripts/stack.sh stop     stop what this script started
 #   scripts/stack.sh status
 #   scripts/stack.sh env      print the addresses as shell exports
+#   scripts/stack.sh restart-kafka   stop and start the broker (the chaos run does this)
 #
 # A server whose address is already given (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL)
 # is used as it is and neither started nor stopped here.
@@ -288,5 +289,12 @@ case "${1:-}" in
     pid_alive "$REDIS_HOME/redis.pid" && say "Redis: running" || say "Redis: stopped"
     ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  restart-kafka)
+    # Only the broker this script started: an address in the environment is ours to restart too
+    # when our pid file names a running broker (run.sh, test.sh and chaos export it).
+    pid_alive "$KAFKA_HOME/kafka.pid" || die "no broker started by this script is running"
+    kafka_stop
+    KAFKA_BOOTSTRAP_SERVERS='' kafka_start
+    ;;
+  *) echo "usage: $0 start|stop|status|env|restart-kafka" >&2; exit 2 ;;
 esac

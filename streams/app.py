@@ -1,4 +1,14 @@
-"""The one faust app of the platform, its topics and its tables.
+"""The one faust app of the platform and its topics, run in one of two roles.
+
+- ``stock``: the stock agent, single writer of every SKU, with its changelogged table
+  (``streams/stock``). Consumer group ``inventory``.
+- ``ledger``: the PostgreSQL sink of the stock events (``streams/ledger``). Consumer group
+  ``inventory-ledger``.
+
+The roles run as separate processes because one faust consumer fetches all of its topics
+through one fetch at a time: with the sink's topic in the stock worker's consumer, the
+decisions waited on the events' fetches and the decision rate fell by more than half
+(bench/README.md). Apart, the sink can fall behind without slowing a single reservation.
 
 Processing guarantee: at-least-once delivery, with effects made exactly-once by design (see
 ``streams/stock/store.py``): faust's ``exactly_once`` mode has open bugs around kill -9 and
@@ -10,29 +20,46 @@ import faust
 
 from common.settings import get_settings
 from streams.codecs import STOCK_EVENT_CODEC, register_codecs
-from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS, STOCK_TABLE
+from streams.tuning import limit_fetch_wait
+from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS
 
-__all__ = ["app", "stock_commands", "stock_events", "stock_commands_dlq", "stock_table"]
+__all__ = ["ROLES", "agents_module", "app", "role", "stock_commands", "stock_events", "stock_commands_dlq"]
+
+ROLES = ("stock", "ledger")
 
 settings = get_settings()
+limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
 
 
 def _broker_url(servers: str) -> str:
     return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
 
 
+role = settings.worker_role
+if role not in ROLES:
+    raise ValueError(f"INVENTORY_WORKER_ROLE must be one of {ROLES}, not {role!r}")
+
+
+
+def agents_module(worker_role: str) -> str:
+    return f"streams.{worker_role}.agents"
+
+
 app = faust.App(
-    settings.app_id,
+    settings.app_id if role == "stock" else f"{settings.app_id}-{role}",
     broker=_broker_url(settings.kafka_bootstrap_servers),
     store="memory://",
-    autodiscover=["streams.stock", "streams.ledger"],
-    origin="streams",
+    # No scanning: faust's discovery imported both roles' agents into each worker. ``python -m
+    # streams`` imports the role's agents module itself (see ``agents_module``).
+    autodiscover=False,
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=settings.topic_replication_factor,
     topic_allow_declare=True,
     processing_guarantee="at_least_once",
     producer_acks=-1,
-    broker_commit_interval=0.5,
+    producer_linger=settings.producer_linger_s,
+    producer_max_batch_size=settings.producer_batch_bytes,
+    broker_commit_interval=settings.commit_interval_s,
     broker_session_timeout=settings.broker_session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
     stream_wait_empty=True,
@@ -56,9 +83,3 @@ stock_events = app.topic(STOCK_EVENTS, key_type=bytes, key_serializer="raw",
                          value_serializer=STOCK_EVENT_CODEC)
 stock_commands_dlq = app.topic(STOCK_COMMANDS_DLQ, key_type=bytes, value_type=bytes,
                                key_serializer="raw", value_serializer="raw")
-
-stock_table = app.Table(
-    STOCK_TABLE,
-    partitions=settings.topic_partitions,
-    key_type=str,
-)

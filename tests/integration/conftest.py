@@ -6,8 +6,6 @@ the stream worker and the API (uvicorn) as child processes, so tests can kill th
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import signal
 import socket
@@ -19,12 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import text
 
 from common.settings import Settings
 from storage.db import create_engine
-from streams.topics import changelog_topic
+from chaos.invariants import stop_consumer, violations, wait_until_caught_up
+
+__all__ = ["assert_invariants", "create_stocked_product", "stop_consumer", "new_sku"]
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
@@ -122,8 +120,18 @@ async def api(settings, process_env, logdir):
 
 
 @pytest.fixture(scope="session")
-async def worker(settings, process_env, logdir, api):
-    proc = Process("worker", [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+async def ledger(settings, process_env, logdir):
+    """The PostgreSQL sink worker (its own consumer group, see streams/app.py)."""
+    proc = Process("ledger", [sys.executable, "-m", "streams", "ledger", "--loglevel", "warn"],
+                   process_env, logdir)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def worker(settings, process_env, logdir, api, ledger):
+    proc = Process("worker", [sys.executable, "-m", "streams", "stock", "--loglevel", "warn"],
                    process_env, logdir)
     proc.start()
     await wait_until_serving(api, proc)
@@ -175,108 +183,11 @@ async def create_stocked_product(client: httpx.AsyncClient, units: int, warehous
 
 
 # ------------------------------------------------------------------------------ invariants
-async def read_changelog(settings: Settings) -> dict[str, object]:
-    """The stock table as the compacted changelog holds it: what a recovering worker rebuilds."""
-    topic = changelog_topic(settings)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    try:
-        assert topic in await consumer.topics(), f"changelog topic {topic} not found"
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        table: dict[str, object] = {}
-        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    key = json.loads(record.key)
-                    if record.value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = json.loads(record.value)
-        return table
-    finally:
-        await stop_consumer(consumer)
-
-
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    # aiokafka's group-less consumer can raise CancelledError from stop() when its reset task was
-    # cancelled before it first ran; the consumer is closed either way.
-    with contextlib.suppress(asyncio.CancelledError):
-        await consumer.stop()
-
-
-async def _pg_view(engine, skus: list[str]) -> dict[str, dict]:
-    async with engine.connect() as conn:
-        levels = (await conn.execute(text(
-            "SELECT sku, warehouse, on_hand, reserved, version FROM inventory_levels "
-            "WHERE sku = ANY(:skus)"), {"skus": skus})).mappings().all()
-        ledger = (await conn.execute(text(
-            "SELECT sku, warehouse, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved "
-            "FROM inventory_transactions WHERE sku = ANY(:skus) GROUP BY sku, warehouse "
-            "HAVING sum(abs(on_hand_delta)) + sum(abs(reserved_delta)) > 0"),
-            {"skus": skus})).mappings().all()
-        pending = (await conn.execute(text(
-            "SELECT sku, warehouse, sum(quantity) AS reserved FROM reservations "
-            "WHERE sku = ANY(:skus) AND state = 'PENDING' GROUP BY sku, warehouse"),
-            {"skus": skus})).mappings().all()
-        reservations = (await conn.execute(text(
-            "SELECT reservation_id, sku, state FROM reservations WHERE sku = ANY(:skus)"),
-            {"skus": skus})).mappings().all()
-        applied_twice = (await conn.execute(text(
-            "SELECT command_id, count(*) AS n FROM inventory_transactions WHERE sku = ANY(:skus) "
-            "AND event_type NOT IN ('ReservationRejected', 'CommandRejected') "
-            "GROUP BY command_id HAVING count(*) > 1"), {"skus": skus})).mappings().all()
-    return {
-        "levels": {(r["sku"], r["warehouse"]): (r["on_hand"], r["reserved"]) for r in levels},
-        "versions": {r["sku"]: max(x["version"] for x in levels if x["sku"] == r["sku"]) for r in levels},
-        "ledger": {(r["sku"], r["warehouse"]): (int(r["on_hand"]), int(r["reserved"])) for r in ledger},
-        "pending": {(r["sku"], r["warehouse"]): int(r["reserved"]) for r in pending},
-        "reservations": {r["reservation_id"]: (r["sku"], r["state"]) for r in reservations},
-        "applied_twice": [dict(r) for r in applied_twice],
-    }
-
-
-def _table_view(table: dict[str, object], skus: list[str]) -> dict[str, dict]:
-    levels, versions, reservations = {}, {}, {}
-    for sku in skus:
-        state = table.get(f"s:{sku}")
-        if state is None:
-            continue
-        for warehouse, (on_hand, reserved) in state["levels"].items():
-            levels[(sku, warehouse)] = (on_hand, reserved)
-        if state["levels"]:
-            versions[sku] = state["seq"]
-    wanted = set(skus)
-    for key, value in table.items():
-        if key.startswith("r:") and value["sku"] in wanted:
-            reservations[value["id"]] = (value["sku"], value["state"])
-    return {"levels": levels, "versions": versions, "reservations": reservations}
-
-
 async def assert_invariants(settings: Settings, engine, skus: list[str], timeout_s: float = 30) -> dict:
     """No oversell; the ledger folds to the levels; PostgreSQL equals the changelogged table;
-    no command applied twice. Waits (bounded) for the sink to catch up with the table first."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        table = _table_view(await read_changelog(settings), skus)
-        pg = await _pg_view(engine, skus)
-        caught_up = table["versions"] == pg["versions"]
-        if caught_up or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
+    no command applied twice (chaos/invariants.py). Waits (bounded) for the sink to catch up."""
+    table, pg, caught_up = await wait_until_caught_up(settings, engine, skus, timeout_s)
     assert caught_up, f"PostgreSQL never caught up with the table: {table['versions']} vs {pg['versions']}"
-    for key, (on_hand, reserved) in pg["levels"].items():
-        assert 0 <= reserved <= on_hand, f"oversold or negative at {key}: {on_hand=} {reserved=}"
-    assert pg["ledger"] == {k: v for k, v in pg["levels"].items() if v != (0, 0)}, \
-        "the ledger's deltas do not sum to the levels"
-    assert pg["levels"] == table["levels"], "PostgreSQL levels differ from the stock table"
-    assert {k: v[1] for k, v in pg["levels"].items() if v[1]} == pg["pending"], \
-        "reserved differs from the sum of pending reservations"
-    for rid, value in table["reservations"].items():
-        assert pg["reservations"].get(rid) == value, f"reservation {rid}: table {value}, PostgreSQL {pg['reservations'].get(rid)}"
-    assert not pg["applied_twice"], f"commands applied more than once: {pg['applied_twice']}"
+    found = violations(table, pg)
+    assert not found, "\n".join(found)
     return pg

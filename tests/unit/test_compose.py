@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PACKAGES = ("common", "streams", "api", "storage", "schemas")
-SERVICES = ("kafka", "postgres", "redis", "migrate", "worker", "api")
+SERVICES = ("kafka", "postgres", "redis", "migrate", "worker", "ledger", "api")
 APP_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")
 
 
@@ -139,7 +139,7 @@ def test_published_ports_are_loopback_only():
 
 
 def test_app_services_get_server_addresses():
-    for name in ("worker", "api"):
+    for name in ("worker", "ledger", "api"):
         env = _env(name)
         missing = [key for key in APP_ENV if not env.get(key)]
         assert not missing, f"{name} environment lacks {missing} (after resolving x-app-env)"
@@ -147,15 +147,17 @@ def test_app_services_get_server_addresses():
 
 
 def test_app_services_build_from_repo_root():
-    for name in ("worker", "api"):
+    for name in ("worker", "ledger", "api"):
         contexts = _build_contexts()
         assert name in contexts, f"{name} has no build"
         assert contexts[name][0] == ROOT, f"{name} should build from `.`, got {contexts[name][0]}"
 
 
 def test_commands():
-    worker = _command("worker")
-    assert "streams" in worker, f"worker command should run `python -m streams`, got {worker}"
+    for name, role in (("worker", "stock"), ("ledger", "ledger")):
+        command = _command(name)
+        assert "streams" in command and role in command, \
+            f"{name} command should run `python -m streams {role}`, got {command}"
     api = _command("api")
     assert "api.main:app" in api, f"api command should serve api.main:app, got {api}"
 

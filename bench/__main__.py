@@ -1,0 +1,265 @@
+"""``make bench``: every phase of the benchmark in one bounded run (see ``bench/README.md``).
+
+    python -m bench [--seconds 12] [--recovery-skus 100000]
+
+Expects the stack of ``scripts/stack.sh`` (``make bench`` starts it). Starts its own stock and
+ledger workers, a raw aiokafka loop and the API as child processes, drives each phase from
+separate load processes, and stops everything it started.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.kafka_load import LOOP_COMMANDS, LOOP_EVENTS, make_pipe
+from bench.pg_baseline import asyncpg_dsn, prepare
+from bench.procs import ROOT, Child, rss_mb, run_json
+from bench.report import write_report
+from bench.seeding import create_skus, seconds_until_serving, stock_skus
+from bench.workload import WorkloadSpec, sku_name
+from common.settings import Settings, get_settings
+from streams.admin import ensure_topics
+from streams.topics import TopicSpec
+
+__all__ = ["main"]
+
+log = logging.getLogger("bench")
+CLIENTS = (16, 256, 512)
+PY = sys.executable
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, settings: Settings) -> None:
+        self.args, self.settings = args, settings
+        self.out = ROOT / "bench" / "results"
+        self.logdir = self.out / "logs"
+        self.workdir = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
+        self.spec = WorkloadSpec(prefix=f"b{int(time.time())}")
+        self.children: list[Child] = []
+
+    def child(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
+        proc = Child(name, [PY, *args], self.logdir,
+                     {"INVENTORY_WORKER_DATA_DIR": str(self.workdir / name), **(env or {})}).start()
+        self.children.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.children):
+            proc.stop()
+
+    def load(self, module: str, *args: str) -> dict:
+        common = ["--seconds", str(self.args.seconds), "--warmup", str(self.args.warmup),
+                  "--prefix", self.spec.prefix, "--skus", str(self.spec.skus), "--zipf", str(self.spec.zipf_s)]
+        return run_json(module, *args, *common, timeout_s=self.args.seconds * 10 + 120)
+
+    async def loads(self, module: str, per_process: list[list[str]]) -> dict:
+        """The same phase from several load processes at once; their decisions add up."""
+        parts = await asyncio.gather(*(asyncio.to_thread(self.load, module, *a) for a in per_process))
+        merged = {**parts[0], "processes": len(parts), "parts": parts}
+        merged["decisions"] = sum(p["decisions"] for p in parts)
+        merged["rps"] = round(sum(p["rps"] for p in parts), 1)
+        merged["timeouts"] = sum(p["timeouts"] for p in parts)
+        merged["clients"] = sum(p["clients"] for p in parts)
+        return merged
+
+    # ----------------------------------------------------------------------------- phases
+    async def start_workers(self) -> float:
+        self.stock = self.child("stock", "-m", "streams", "stock", "--loglevel", "warn")
+        self.child("ledger", "-m", "streams", "ledger", "--loglevel", "warn")
+        return await seconds_until_serving(self.pipe, time.perf_counter())
+
+    async def pipeline(self) -> dict[str, dict]:
+        runs = {}
+        for clients in CLIENTS:
+            runs[str(clients)] = await asyncio.to_thread(
+                self.load, "bench.kafka_load", "--mode", "pipeline", "--clients", str(clients))
+            log.info("pipeline %s clients: %s decisions/s", clients, runs[str(clients)]["rps"])
+        return runs
+
+    async def latency(self, peak_rps: float) -> dict:
+        rate = round(0.6 * peak_rps, 1)
+        run = await asyncio.to_thread(self.load, "bench.kafka_load", "--mode", "pipeline",
+                                      "--rate", str(rate))
+        log.info("latency at %s/s: p50 %s ms, p99 %s ms", rate, run["p50_ms"], run["p99_ms"])
+        return run
+
+    async def raw_loop(self) -> dict:
+        loop = self.child("raw-loop", "-m", "bench.raw_loop")
+        pipe = make_pipe("loop", self.settings.kafka_bootstrap_servers)
+        await pipe.start()
+        try:
+            await seconds_until_serving(pipe, time.perf_counter())
+        finally:
+            await pipe.stop()
+        run = await asyncio.to_thread(self.load, "bench.kafka_load", "--mode", "loop", "--clients", "256")
+        loop.stop()
+        log.info("raw aiokafka loop at 256 clients: %s/s", run["rps"])
+        return run
+
+    async def postgres(self, synchronous_commit: str) -> dict[str, dict]:
+        runs = {}
+        for clients in CLIENTS:
+            half = str(clients // 2)
+            args = ["--clients", half, "--connections", "32", "--synchronous-commit", synchronous_commit]
+            runs[str(clients)] = await self.loads("bench.pg_baseline",
+                                                  [[*args, "--seed", "1"], [*args, "--seed", "2"]])
+            log.info("PostgreSQL (synchronous_commit=%s) %s clients: %s/s", synchronous_commit,
+                     clients, runs[str(clients)]["rps"])
+        return runs
+
+    async def http(self) -> dict:
+        port = self.args.api_port
+        api = self.child("api", "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                         "--port", str(port), "--no-access-log", env={"INVENTORY_LOG_LEVEL": "WARNING"})
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url) as client:
+            for _ in range(120):
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.5)
+        run = await asyncio.to_thread(self.load, "bench.http_load", "--url", url, "--clients", "256")
+        api.stop()
+        log.info("HTTP edge at 256 clients: %s/s", run["rps"])
+        return run
+
+    async def recovery(self) -> dict:
+        skus = [sku_name(f"{self.spec.prefix}r", i) for i in range(self.args.recovery_skus)]
+        started = time.perf_counter()
+        created = await create_skus(self.pipe, skus, in_flight=5000)
+        filled_s = time.perf_counter() - started
+        log.info("%s SKUs in state after %.1fs; restarting the stock worker", created, filled_s)
+        self.stock.stop()
+        restarted = time.perf_counter()
+        self.stock = self.child("stock-restarted", "-m", "streams", "stock", "--loglevel", "warn")
+        seconds = await seconds_until_serving(self.pipe, restarted)
+        log.info("serving again %.2fs after the restart", seconds)
+        return {"skus": created, "fill_s": round(filled_s, 1), "restart_to_serving_s": round(seconds, 2)}
+
+    # ------------------------------------------------------------------------------- run
+    async def run(self) -> dict:
+        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        begin = time.perf_counter()
+        await ensure_topics(self.settings)
+        await _ensure_loop_topics(self.settings)
+        self.pipe = make_pipe("pipeline", self.settings.kafka_bootstrap_servers)
+        await self.pipe.start()
+        try:
+            ready_s = await self.start_workers()
+            log.info("workers serving after %.1fs; seeding %s SKUs", ready_s, self.spec.skus)
+            await stock_skus(self.pipe, self.spec)
+            await prepare(asyncpg_dsn(self.settings.database_url), self.spec)
+            details = {"pipeline": await self.pipeline()}
+            peak = max(run["rps"] for run in details["pipeline"].values())
+            details["latency"] = await self.latency(peak)
+            worker_rss = rss_mb(self.stock.pid)
+            details["raw_loop"] = await self.raw_loop()
+            details["pg_sync_on"] = await self.postgres("on")
+            details["pg_sync_off"] = await self.postgres("off")
+            details["http"] = await self.http()
+            details["recovery"] = await self.recovery()
+        finally:
+            await self.pipe.stop()
+            self.stop_all()
+        return summarize(details, started, time.perf_counter() - begin, worker_rss, self.spec)
+
+
+def summarize(details: dict, started: str, seconds: float, worker_rss: float,
+              spec: WorkloadSpec) -> dict:
+    pipeline = details["pipeline"]
+    sync_on, sync_off = details["pg_sync_on"]["256"]["rps"], details["pg_sync_off"]["256"]["rps"]
+    best_pg = max(sync_on, sync_off)
+    pipeline_rps = pipeline["256"]["rps"]
+    loop_rps = details["raw_loop"]["rps"]
+    results = {
+        "started_at": started,
+        "duration_s": round(seconds, 1),
+        "pipeline_rps": pipeline_rps,
+        "pg_baseline_rps": best_pg,
+        "pg_baseline_sync_rps": sync_on,
+        "ratio_vs_pg": round(pipeline_rps / best_pg, 3) if best_pg else None,
+        "aiokafka_loop_rps": loop_rps,
+        "ratio_vs_aiokafka": round(pipeline_rps / loop_rps, 3) if loop_rps else None,
+        "p50_ms": details["latency"]["p50_ms"],
+        "p99_ms": details["latency"]["p99_ms"],
+        "http_rps": details["http"]["rps"],
+        "rps_by_clients": {c: run["rps"] for c, run in pipeline.items()},
+        "worker_rss_mb": worker_rss,
+        "recovery_s_100k_skus": details["recovery"]["restart_to_serving_s"],
+    }
+    results["goals"] = {
+        "ratio_vs_pg >= 5": bool(results["ratio_vs_pg"] and results["ratio_vs_pg"] >= 5),
+        "ratio_vs_aiokafka >= 0.5": bool(results["ratio_vs_aiokafka"] and results["ratio_vs_aiokafka"] >= 0.5),
+        "rate at 512 clients >= 0.9 x rate at 16": pipeline["512"]["rps"] >= 0.9 * pipeline["16"]["rps"],
+        "p99 < 50 ms at 60% of peak": details["latency"]["p99_ms"] < 50,
+        "recovery of 100k SKUs < 10 s": details["recovery"]["restart_to_serving_s"] < 10,
+    }
+    results["workload"] = {"skus": spec.skus, "zipf_s": spec.zipf_s, "units_per_sku": spec.units_per_sku,
+                           "mix": "reserve 1 unit, then release it (closed loop per client)"}
+    results["durability"] = _durability()
+    results["details"] = details
+    return results
+
+
+def _durability() -> dict:
+    settings = get_settings()
+    return {
+        "pipeline": {
+            "producer_acks": "all (-1)",
+            "broker_flush": "Kafka defaults: no fsync per message (page cache, flushed by the OS)",
+            "replication_factor": settings.topic_replication_factor,
+            "consumer": "at-least-once; offsets committed after a producer flush, "
+                        f"every {settings.commit_interval_s}s; effects deduplicated by command id",
+            "producer_linger_s": settings.producer_linger_s,
+        },
+        "pg_baseline": {"synchronous_commit": ["on", "off"], "fsync": "on",
+                        "connections": "32 per load process, 2 processes"},
+    }
+
+
+async def _ensure_loop_topics(settings: Settings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        for spec in (TopicSpec(LOOP_COMMANDS, settings.topic_partitions),
+                     TopicSpec(LOOP_EVENTS, settings.topic_partitions)):
+            if spec.name not in existing:
+                try:
+                    await admin.create_topics([NewTopic(spec.name, spec.partitions, 1)])
+                except TopicAlreadyExistsError:
+                    pass
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=12.0, help="measured seconds per phase")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--recovery-skus", type=int, default=100_000)
+    parser.add_argument("--api-port", type=int, default=18000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[bench] %(message)s")
+    bench = Bench(args, get_settings())
+    results = asyncio.run(bench.run())
+    for path in write_report(results, bench.out):
+        log.info("wrote %s", path.relative_to(ROOT))
+    print((bench.out / "latest.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Load through the HTTP edge from its own process: each client reserves one unit, then releases it.
+
+    python -m bench.http_load --url http://127.0.0.1:8000 --clients 256 --prefix b1
+
+A request counts once it is answered with the decision (201/200 after the event is persisted,
+or 409 when refused); a 202 (accepted, not decided in time) counts as a timeout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+
+import httpx
+
+from bench.stats import Window
+from bench.workload import WorkloadSpec, Zipf
+
+__all__ = ["main"]
+
+_DECIDED = {200: "decided", 201: "decided", 409: "refused"}
+
+
+async def run(args: argparse.Namespace) -> dict:
+    spec = WorkloadSpec(prefix=args.prefix, skus=args.skus, zipf_s=args.zipf)
+    zipf = Zipf(spec.skus, spec.zipf_s)
+    now = time.perf_counter()
+    window = Window(now + args.warmup, now + args.warmup + args.seconds)
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+
+    async def post(client: httpx.AsyncClient, path: str, body: dict | None = None) -> httpx.Response | None:
+        started = time.perf_counter()
+        try:
+            response = await client.post(path, json=body)
+        except httpx.HTTPError:
+            window.record(None, 0.0)
+            return None
+        window.record(_DECIDED.get(response.status_code), time.perf_counter() - started)
+        return response
+
+    async def one_client(client: httpx.AsyncClient, rng: random.Random) -> None:
+        while time.perf_counter() < window.end:
+            sku = spec.sku(zipf.sample(rng))
+            response = await post(client, "/reservations",
+                                  {"product_id": sku, "order_id": "bench", "quantity": 1})
+            if response is not None and response.status_code == 201:
+                await post(client, f"/reservations/{response.json()['reservation_id']}/release")
+
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, limits=limits) as client:
+        await asyncio.gather(*(one_client(client, random.Random(args.seed * 100_003 + i))
+                               for i in range(args.clients)))
+    return {"mode": "http", "clients": args.clients, **window.summary()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument("--zipf", type=float, default=1.2)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()

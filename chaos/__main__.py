@@ -1,0 +1,242 @@
+"""``make chaos``: the bounded chaos run (see ``chaos/__init__.py`` and README).
+
+    python -m chaos [--commands 100000] [--kills 20] [--broker-restarts 3]
+
+Expects the stack of ``scripts/stack.sh`` (``make chaos`` starts it). Starts a ledger worker and
+two stock workers (so partitions move on every kill), seeds the SKUs, runs the clients in their
+own process, and meanwhile SIGKILLs a random stock worker at random moments (restarting it at
+once) and restarts the broker. Then it waits for the pipeline to drain and checks everything.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.pipe import Pipe, event_answer
+from bench.procs import ROOT, Child
+from bench.seeding import seconds_until_serving
+from bench.workload import sku_name
+from chaos.clients import WAREHOUSES, Call, execute
+from chaos.invariants import stop_consumer, table_view, read_changelog, pg_view, violations
+from chaos.model import check
+from common.settings import Settings, get_settings
+from schemas import event_codec
+from storage.db import create_engine
+from streams.admin import ensure_topics
+from streams.stock.records import AdjustStock, CreateProduct
+from streams.topics import STOCK_COMMANDS, STOCK_EVENTS
+
+__all__ = ["main"]
+
+log = logging.getLogger("chaos")
+PY = sys.executable
+# Short enough that a killed worker's partitions move soon; Kafka's minimum is 6 s.
+WORKER_ENV = {"INVENTORY_BROKER_SESSION_TIMEOUT_S": "6"}
+
+
+class Chaos:
+    def __init__(self, args: argparse.Namespace, settings: Settings) -> None:
+        self.args, self.settings = args, settings
+        self.out = ROOT / "chaos" / "results"
+        self.logdir = self.out / "logs"
+        self.workdir = Path(tempfile.mkdtemp(prefix="inventory-chaos-"))
+        self.prefix = f"c{int(time.time())}"
+        self.history = self.workdir / "history.jsonl"
+        self.rng = random.Random(args.seed)
+        self.children: list[Child] = []
+        self.kills = 0
+        self.broker_restarts = 0
+        self.generation = 0
+
+    def child(self, name: str, *args: str) -> Child:
+        env = {"INVENTORY_WORKER_DATA_DIR": str(self.workdir / name), **WORKER_ENV}
+        proc = Child(name, [PY, *args], self.logdir, env).start()
+        self.children.append(proc)
+        return proc
+
+    def start_stock(self, slot: int) -> Child:
+        self.generation += 1
+        return self.child(f"stock{slot}-{self.generation}", "-m", "streams", "stock", "--loglevel", "warn")
+
+    # ------------------------------------------------------------------------------ phases
+    async def seed(self, pipe: Pipe) -> None:
+        """Products and opening stock, through the same client path, so they are in the history."""
+        async def one(index: int, body, suffix: str) -> None:
+            sku = sku_name(self.prefix, index)
+            call = await execute(pipe, Call("command", sku, id=f"{self.prefix}-seed-{index}-{suffix}"),
+                                 body, give_up_s=120)
+            self.record(call)
+        await asyncio.gather(*(one(i, CreateProduct(f"chaos {i}"), "create") for i in range(self.args.skus)))
+        for warehouse in WAREHOUSES:
+            await asyncio.gather(*(one(i, AdjustStock(warehouse, 40, "opening stock"), warehouse)
+                                   for i in range(self.args.skus)))
+
+    def record(self, call: Call) -> None:
+        from dataclasses import asdict
+        with open(self.history, "a") as out:
+            out.write(json.dumps(asdict(call), separators=(",", ":")) + "\n")
+
+    def progress(self, clients: Child) -> dict:
+        lines = [line for line in clients.tail(5).splitlines() if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else {"done": 0}
+
+    async def monkey(self, clients: Child, workers: list[Child]) -> None:
+        """Kills a random stock worker at random moments; restarts the broker now and then."""
+        began = time.monotonic()
+        restart_at = {round(self.args.kills * (i + 1) / (self.args.broker_restarts + 1))
+                      for i in range(self.args.broker_restarts)}
+        while clients.alive or self.kills < self.args.kills or self.broker_restarts < self.args.broker_restarts:
+            await asyncio.sleep(self._pause(clients, began))
+            slot = self.rng.randrange(len(workers))
+            workers[slot].kill()
+            self.kills += 1
+            workers[slot] = self.start_stock(slot)
+            log.info("kill %d (stock worker %d); progress %s", self.kills, slot, self.progress(clients))
+            if self.kills in restart_at and self.broker_restarts < self.args.broker_restarts:
+                await asyncio.to_thread(self.restart_broker)
+            if not clients.alive and self.kills >= self.args.kills and self.broker_restarts >= self.args.broker_restarts:
+                return
+
+    def _pause(self, clients: Child, began: float) -> float:
+        """Spreads the remaining kills over the clients' expected remaining time."""
+        done = self.progress(clients).get("done", 0)
+        elapsed = time.monotonic() - began
+        if not clients.alive or done == 0:
+            return self.rng.uniform(2, 4)
+        remaining_s = elapsed * (self.args.commands - done) / done
+        left = max(1, self.args.kills - self.kills)
+        mean = min(20.0, max(4.0, remaining_s / left))
+        return self.rng.uniform(0.5 * mean, 1.5 * mean)
+
+    def restart_broker(self) -> None:
+        log.info("restarting the broker")
+        subprocess.run([str(ROOT / "scripts" / "stack.sh"), "restart-kafka"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=300)
+        self.broker_restarts += 1
+        log.info("broker back (%d restarts)", self.broker_restarts)
+
+    async def drain(self, pipe: Pipe, engine, skus: list[str]) -> tuple[dict, dict]:
+        """Waits until every worker serves and PostgreSQL has caught up with the table."""
+        await seconds_until_serving(pipe, time.perf_counter(), timeout_s=180)
+        deadline = time.monotonic() + 180
+        while True:
+            table = table_view(await read_changelog(self.settings), skus)
+            pg = await pg_view(engine, skus)
+            if table["versions"] == pg["versions"] or time.monotonic() > deadline:
+                return table, pg
+            await asyncio.sleep(2)
+
+    async def read_events(self, skus: set[str]) -> list[dict]:
+        codec = event_codec()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(STOCK_EVENTS, p) for p in range(self.settings.topic_partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            events = []
+            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+                for records in (await consumer.getmany(timeout_ms=1000, max_records=50_000)).values():
+                    for record in records:
+                        if not record.key or record.key.decode() not in skus:
+                            continue
+                        data = codec.decode(record.value)
+                        data["type"] = data["body"][0].rsplit(".", 1)[-1]
+                        events.append(data)
+            return events
+        finally:
+            await stop_consumer(consumer)
+
+    async def run(self) -> dict:
+        begin = time.monotonic()
+        await ensure_topics(self.settings)
+        self.child("ledger", "-m", "streams", "ledger", "--loglevel", "warn")
+        workers = [self.start_stock(0), self.start_stock(1)]
+        pipe = Pipe(self.settings.kafka_bootstrap_servers, STOCK_COMMANDS, STOCK_EVENTS, event_answer(),
+                    sender="chaos")
+        await pipe.start()
+        engine = create_engine(self.settings.database_url, pool_size=2)
+        skus = [sku_name(self.prefix, i) for i in range(self.args.skus)]
+        try:
+            await seconds_until_serving(pipe, time.perf_counter(), timeout_s=180)
+            await self.seed(pipe)
+            log.info("seeded %d SKUs; starting %d commands", self.args.skus, self.args.commands)
+            clients = self.child("clients", "-m", "chaos.clients", "--prefix", self.prefix,
+                                 "--commands", str(self.args.commands), "--clients", str(self.args.clients),
+                                 "--skus", str(self.args.skus), "--history", str(self.history),
+                                 "--seed", str(self.args.seed))
+            await self.monkey(clients, workers)
+            await asyncio.to_thread(clients.proc.wait)
+            log.info("clients done after %.0fs; draining", time.monotonic() - begin)
+            table, pg = await self.drain(pipe, engine, skus)
+            events = await self.read_events(set(skus))
+        finally:
+            await pipe.stop()
+            await engine.dispose()
+            for proc in reversed(self.children):
+                proc.stop()
+        return self.verdict(table, pg, events, time.monotonic() - begin)
+
+    def verdict(self, table: dict, pg: dict, events: list[dict], seconds: float) -> dict:
+        calls = [json.loads(line) for line in self.history.read_text().splitlines()]
+        commands = [c for c in calls if c["op"] == "command" and "-seed-" not in c["id"]]
+        report = check(calls, events, table["reservations"])
+        problems = violations(table, pg)
+        outcomes = {k: sum(c["outcome"] == k for c in commands) for k in ("ok", "fail", "unknown")}
+        return {
+            "commands": len(commands),
+            "kills": self.kills,
+            "broker_restarts": self.broker_restarts,
+            "lost": report.lost,
+            "duplicated": report.duplicated + len(pg["applied_twice"]),
+            "invariant_violations": len(problems),
+            "history_anomalies": report.history_anomalies,
+            "duration_s": round(seconds, 1),
+            "details": {
+                "outcomes": outcomes,
+                "reads": sum(c["op"] == "read" for c in calls),
+                "decisions_in_log": len(events),
+                "skus": self.args.skus, "clients": self.args.clients,
+                "accepted_unknown": sum(c["accepted"] and c["outcome"] == "unknown" for c in commands),
+                "violations": problems[:20],
+                "anomaly_examples": report.examples,
+                "seed": self.args.seed,
+            },
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=96)
+    parser.add_argument("--skus", type=int, default=200)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--broker-restarts", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[chaos] %(message)s")
+    chaos = Chaos(args, get_settings())
+    results = asyncio.run(chaos.run())
+    chaos.out.mkdir(parents=True, exist_ok=True)
+    (chaos.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    summary = {k: v for k, v in results.items() if k != "details"}
+    print(json.dumps(summary, indent=2))
+    failed = results["lost"] or results["duplicated"] or results["invariant_violations"] \
+        or results["history_anomalies"]
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Invariants over the stock table (as its compacted changelog holds it) and PostgreSQL.
+
+Used after every integration scenario (``tests/integration``) and at the end of a chaos run.
+``violations`` lists what is wrong in words; an empty list means:
+
+- no level is negative or oversold (0 <= reserved <= on_hand);
+- the ledger's deltas sum to the levels;
+- PostgreSQL's levels, versions and reservations equal the table's;
+- reserved equals the sum of pending reservations;
+- no command was applied twice (two accepted ledger rows for one command id).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
+
+from common.settings import Settings
+from streams.topics import changelog_topic
+
+__all__ = ["read_changelog", "pg_view", "table_view", "violations", "wait_until_caught_up"]
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    # aiokafka's group-less consumer can raise CancelledError from stop() when its reset task was
+    # cancelled before it first ran; the consumer is closed either way.
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer.stop()
+
+
+async def read_changelog(settings: Settings) -> dict[str, Any]:
+    """The stock table as the compacted changelog holds it: what a recovering worker rebuilds."""
+    topic = changelog_topic(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        assert topic in await consumer.topics(), f"changelog topic {topic} not found"
+        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        table: dict[str, Any] = {}
+        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+            for records in batches.values():
+                for record in records:
+                    key = json.loads(record.key)
+                    if record.value is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = json.loads(record.value)
+        return table
+    finally:
+        await stop_consumer(consumer)
+
+
+async def pg_view(engine, skus: list[str]) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        levels = (await conn.execute(text(
+            "SELECT sku, warehouse, on_hand, reserved, version FROM inventory_levels "
+            "WHERE sku = ANY(:skus)"), {"skus": skus})).mappings().all()
+        ledger = (await conn.execute(text(
+            "SELECT sku, warehouse, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved "
+            "FROM inventory_transactions WHERE sku = ANY(:skus) GROUP BY sku, warehouse "
+            "HAVING sum(abs(on_hand_delta)) + sum(abs(reserved_delta)) > 0"),
+            {"skus": skus})).mappings().all()
+        pending = (await conn.execute(text(
+            "SELECT sku, warehouse, sum(quantity) AS reserved FROM reservations "
+            "WHERE sku = ANY(:skus) AND state = 'PENDING' GROUP BY sku, warehouse"),
+            {"skus": skus})).mappings().all()
+        reservations = (await conn.execute(text(
+            "SELECT reservation_id, sku, state FROM reservations WHERE sku = ANY(:skus)"),
+            {"skus": skus})).mappings().all()
+        applied_twice = (await conn.execute(text(
+            "SELECT command_id, count(*) AS n FROM inventory_transactions WHERE sku = ANY(:skus) "
+            "AND event_type NOT IN ('ReservationRejected', 'CommandRejected') "
+            "GROUP BY command_id HAVING count(*) > 1"), {"skus": skus})).mappings().all()
+    versions: dict[str, int] = {}
+    for row in levels:
+        versions[row["sku"]] = max(versions.get(row["sku"], 0), row["version"])
+    return {
+        "levels": {(r["sku"], r["warehouse"]): (r["on_hand"], r["reserved"]) for r in levels},
+        "versions": versions,
+        "ledger": {(r["sku"], r["warehouse"]): (int(r["on_hand"]), int(r["reserved"])) for r in ledger},
+        "pending": {(r["sku"], r["warehouse"]): int(r["reserved"]) for r in pending},
+        "reservations": {r["reservation_id"]: (r["sku"], r["state"]) for r in reservations},
+        "applied_twice": [dict(r) for r in applied_twice],
+    }
+
+
+def table_view(table: dict[str, Any], skus: list[str]) -> dict[str, Any]:
+    levels, versions, reservations = {}, {}, {}
+    for sku in skus:
+        state = table.get(f"s:{sku}")
+        if state is None:
+            continue
+        for warehouse, (on_hand, reserved) in state["levels"].items():
+            levels[(sku, warehouse)] = (on_hand, reserved)
+        if state["levels"]:
+            versions[sku] = state["seq"]
+    wanted = set(skus)
+    for key, value in table.items():
+        if key.startswith("r:") and value["sku"] in wanted:
+            reservations[value["id"]] = (value["sku"], value["state"])
+    return {"levels": levels, "versions": versions, "reservations": reservations}
+
+
+async def wait_until_caught_up(settings: Settings, engine, skus: list[str],
+                               timeout_s: float = 30) -> tuple[dict, dict, bool]:
+    """The table and PostgreSQL views once the sink has caught up with the table (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        table = table_view(await read_changelog(settings), skus)
+        pg = await pg_view(engine, skus)
+        caught_up = table["versions"] == pg["versions"]
+        if caught_up or time.monotonic() > deadline:
+            return table, pg, caught_up
+        await asyncio.sleep(0.5)
+
+
+def violations(table: dict[str, Any], pg: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    if table["versions"] != pg["versions"]:
+        behind = {s: (v, pg["versions"].get(s)) for s, v in table["versions"].items()
+                  if pg["versions"].get(s) != v}
+        found.append(f"PostgreSQL versions differ from the table's: {dict(list(behind.items())[:5])}")
+    for key, (on_hand, reserved) in {**pg["levels"], **table["levels"]}.items():
+        if not 0 <= reserved <= on_hand:
+            found.append(f"oversold or negative at {key}: on_hand={on_hand} reserved={reserved}")
+    nonzero = {k: v for k, v in pg["levels"].items() if v != (0, 0)}
+    if pg["ledger"] != nonzero:
+        diff = {k for k in set(pg["ledger"]) | set(nonzero) if pg["ledger"].get(k) != nonzero.get(k)}
+        found.append(f"the ledger's deltas do not sum to the levels at {sorted(diff)[:5]}")
+    if pg["levels"] != table["levels"]:
+        diff = {k for k in set(pg["levels"]) | set(table["levels"])
+                if pg["levels"].get(k) != table["levels"].get(k)}
+        found.append(f"PostgreSQL levels differ from the stock table at {sorted(diff)[:5]}")
+    held = {k: v[1] for k, v in pg["levels"].items() if v[1]}
+    if held != pg["pending"]:
+        found.append("reserved differs from the sum of pending reservations")
+    for rid, value in table["reservations"].items():
+        if pg["reservations"].get(rid) != value:
+            found.append(f"reservation {rid}: table {value}, PostgreSQL {pg['reservations'].get(rid)}")
+    if pg["applied_twice"]:
+        found.append(f"commands applied more than once: {pg['applied_twice'][:5]}")
+    return found
