@@ -3,7 +3,7 @@
 The table is any ``MutableMapping`` (a faust Table in the worker, a dict in tests). Its keys:
 
 - ``s:<sku>``            the SKU: product, levels per warehouse, ``seq`` and ``n`` (commands recorded)
-- ``r:<reservation_id>`` one reservation
+- ``r:<sku>:<reservation>`` one reservation (ids are the SKU's: the same id on two SKUs is two)
 - ``c:<sku>:<command>``  a decided command: its events, so a retry re-announces the same outcome
 - ``k:<sku>:<slot>``     a ring of the last ``window`` command ids per SKU, to forget older ones
 
@@ -45,8 +45,8 @@ def _sku_key(sku: str) -> str:
     return f"s:{sku}"
 
 
-def _reservation_key(reservation_id: str) -> str:
-    return f"r:{reservation_id}"
+def _reservation_key(sku: str, reservation_id: str) -> str:
+    return f"r:{sku}:{reservation_id}"
 
 
 def _command_key(sku: str, command_id: str) -> str:
@@ -97,14 +97,14 @@ class StockStore:
     def sku(self, sku: str) -> SkuState:
         return self._load(sku, None)[0]
 
-    def reservation(self, reservation_id: str) -> Reservation | None:
-        data = self.table.get(_reservation_key(reservation_id))
+    def reservation(self, sku: str, reservation_id: str) -> Reservation | None:
+        data = self.table.get(_reservation_key(sku, reservation_id))
         return None if data is None else _load_reservation(data)
 
     def _load(self, sku: str, reservation_id: str | None) -> tuple[SkuState, int]:
         state, recorded = _load_sku(sku, self.table.get(_sku_key(sku)))
-        held = self.reservation(reservation_id) if reservation_id else None
-        if held is not None and held.sku == sku:
+        held = self.reservation(sku, reservation_id) if reservation_id else None
+        if held is not None:
             state = SkuState(state.sku, state.product, state.levels, {held.reservation_id: held},
                              state.seq)
         return state, recorded
@@ -133,7 +133,7 @@ class StockStore:
                record: dict[str, Any]) -> None:
         for rid, held in after.reservations.items():
             if before.reservations.get(rid) != held:
-                self.table[_reservation_key(rid)] = _dump_reservation(held)
+                self.table[_reservation_key(held.sku, rid)] = _dump_reservation(held)
         self.table[_slot_key(command.sku, record["n"] % self.window)] = command.command_id
         self.table[_sku_key(command.sku)] = _dump_sku(after, record["n"])
         if record["evict"]:
@@ -159,7 +159,7 @@ class StockStore:
         for data in (self.table.get(key) or {}).get("events", ()):
             event = event_from_avro(data)
             if isinstance(event.body, (Released, Committed)):
-                self.table.pop(_reservation_key(event.body.reservation_id), None)
+                self.table.pop(_reservation_key(sku, event.body.reservation_id), None)
         self.table.pop(key, None)
 
 

@@ -78,7 +78,7 @@ def test_a_retry_is_answered_even_after_later_commands():
     store.handle(cmd("c1", Commit("res")))
     assert store.handle(cmd("r1", Reserve("res", "o", "w", 3))) == first
     assert store.sku(SKU).level("w") == Level(7, 0)
-    assert store.reservation("res").state is ReservationState.COMMITTED
+    assert store.reservation(SKU, "res").state is ReservationState.COMMITTED
 
 
 def test_unknown_product_leaves_no_trace():
@@ -97,7 +97,7 @@ def test_the_window_forgets_old_commands_and_their_ended_reservations():
         store.handle(cmd(f"n{i}", AdjustStock("w", 1, "received")))
     command_keys = [k for k in table if k.startswith("c:")]
     assert len(command_keys) == 4, command_keys
-    assert "r:res" not in table, "an ended reservation is dropped with the command that ended it"
+    assert f"r:{SKU}:res" not in table, "an ended reservation is dropped with the command that ended it"
     assert store.sku(SKU).level("w") == Level(16, 0)
 
 
