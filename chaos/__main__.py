@@ -91,32 +91,27 @@ class Chaos:
         return json.loads(lines[-1]) if lines else {"done": 0}
 
     async def monkey(self, clients: Child, workers: list[Child]) -> None:
-        """Kills a random stock worker at random moments; restarts the broker now and then."""
-        began = time.monotonic()
+        """Kills a random stock worker at random moments, and restarts the broker now and then,
+        until the planned kills and restarts are done; the clients then finish undisturbed."""
         restart_at = {round(self.args.kills * (i + 1) / (self.args.broker_restarts + 1))
                       for i in range(self.args.broker_restarts)}
-        while clients.alive or self.kills < self.args.kills or self.broker_restarts < self.args.broker_restarts:
-            await asyncio.sleep(self._pause(clients, began))
+        while self.kills < self.args.kills or self.broker_restarts < self.args.broker_restarts:
+            await asyncio.sleep(self._pause(clients))
             slot = self.rng.randrange(len(workers))
             workers[slot].kill()
             self.kills += 1
             workers[slot] = self.start_stock(slot)
             log.info("kill %d (stock worker %d); progress %s", self.kills, slot, self.progress(clients))
-            if self.kills in restart_at and self.broker_restarts < self.args.broker_restarts:
+            if self.kills in restart_at or (self.kills >= self.args.kills
+                                            and self.broker_restarts < self.args.broker_restarts):
                 await asyncio.to_thread(self.restart_broker)
-            if not clients.alive and self.kills >= self.args.kills and self.broker_restarts >= self.args.broker_restarts:
-                return
 
-    def _pause(self, clients: Child, began: float) -> float:
-        """Spreads the remaining kills over the clients' expected remaining time."""
+    def _pause(self, clients: Child) -> float:
+        """Spreads the kills over the first part of the clients' run, at random moments."""
         done = self.progress(clients).get("done", 0)
-        elapsed = time.monotonic() - began
         if not clients.alive or done == 0:
             return self.rng.uniform(2, 4)
-        remaining_s = elapsed * (self.args.commands - done) / done
-        left = max(1, self.args.kills - self.kills)
-        mean = min(20.0, max(4.0, remaining_s / left))
-        return self.rng.uniform(0.5 * mean, 1.5 * mean)
+        return self.rng.uniform(4.0, 16.0)
 
     def restart_broker(self) -> None:
         log.info("restarting the broker")
