@@ -16,7 +16,7 @@ import time
 import httpx
 
 from bench.stats import Window
-from bench.workload import WorkloadSpec, Zipf
+from bench.workload import WorkloadSpec, Zipf, add_load_arguments
 
 __all__ = ["main"]
 
@@ -58,12 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=12.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--skus", type=int, default=1000)
-    parser.add_argument("--zipf", type=float, default=1.2)
-    parser.add_argument("--seed", type=int, default=1)
+    add_load_arguments(parser)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

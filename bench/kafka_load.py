@@ -19,7 +19,7 @@ import time
 
 from bench.pipe import Pipe, echo_answer, event_answer
 from bench.stats import Window
-from bench.workload import WorkloadSpec, Zipf, new_id
+from bench.workload import WorkloadSpec, Zipf, add_load_arguments, new_id
 from common.settings import get_settings
 from streams.stock.records import Release, Reserve
 from streams.topics import STOCK_COMMANDS, STOCK_EVENTS
@@ -115,12 +115,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["pipeline", "loop"], default="pipeline")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rate", type=float, default=0.0, help="open loop: commands per second")
-    parser.add_argument("--seconds", type=float, default=12.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--skus", type=int, default=1000)
-    parser.add_argument("--zipf", type=float, default=1.2)
-    parser.add_argument("--seed", type=int, default=1)
+    add_load_arguments(parser)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

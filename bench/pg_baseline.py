@@ -24,7 +24,7 @@ import uuid
 import asyncpg
 
 from bench.stats import Window
-from bench.workload import WorkloadSpec, Zipf
+from bench.workload import WorkloadSpec, Zipf, add_load_arguments
 from common.settings import get_settings
 
 __all__ = ["SCHEMA_SQL", "asyncpg_dsn", "prepare", "main"]
@@ -119,12 +119,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--synchronous-commit", choices=["on", "off"], default="on")
-    parser.add_argument("--seconds", type=float, default=12.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--skus", type=int, default=1000)
-    parser.add_argument("--zipf", type=float, default=1.2)
-    parser.add_argument("--seed", type=int, default=1)
+    add_load_arguments(parser)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))))
 

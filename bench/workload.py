@@ -6,13 +6,14 @@ half releases) whatever its speed.
 """
 from __future__ import annotations
 
+import argparse
 import bisect
 import itertools
 import random
 import uuid
 from dataclasses import dataclass
 
-__all__ = ["Zipf", "WorkloadSpec", "sku_name"]
+__all__ = ["Zipf", "WorkloadSpec", "sku_name", "add_load_arguments"]
 
 
 def sku_name(prefix: str, index: int) -> str:
@@ -49,3 +50,13 @@ class WorkloadSpec:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every load process shares: the measured window and the workload."""
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument("--zipf", type=float, default=1.2)
+    parser.add_argument("--seed", type=int, default=1)
