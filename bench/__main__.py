@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cpu import CpuMeter, per_decision_ms
 from bench.kafka_load import LOOP_COMMANDS, LOOP_EVENTS, make_pipe
 from bench.pg_baseline import asyncpg_dsn, prepare
 from bench.procs import ROOT, Child, rss_mb, run_json
@@ -60,9 +61,25 @@ class Bench:
                   "--prefix", self.spec.prefix, "--skus", str(self.spec.skus), "--zipf", str(self.spec.zipf_s)]
         return run_json(module, *args, *common, timeout_s=self.args.seconds * 10 + 120)
 
+    async def metered(self, module: str, *args: str) -> dict:
+        """One load process's phase, with the CPU every process spent on it (bench/cpu.py)."""
+        return await self.metered_loads(module, [list(args)])
+
+    async def metered_loads(self, module: str, per_process: list[list[str]]) -> dict:
+        meter = CpuMeter()
+        meter.start()
+        run = await self.loads(module, per_process)
+        cpu = meter.stop()
+        cpu["cpu_s"]["load"] = round(sum(p.get("cpu_s", 0.0) for p in run.get("parts", [run])), 2)
+        run["cpu"] = cpu
+        run["cpu_ms_per_decision"] = per_decision_ms(cpu, run["rps"])
+        return run
+
     async def loads(self, module: str, per_process: list[list[str]]) -> dict:
         """The same phase from several load processes at once; their decisions add up."""
         parts = await asyncio.gather(*(asyncio.to_thread(self.load, module, *a) for a in per_process))
+        if len(parts) == 1:
+            return parts[0]
         merged = {**parts[0], "processes": len(parts), "parts": parts}
         merged["decisions"] = sum(p["decisions"] for p in parts)
         merged["rps"] = round(sum(p["rps"] for p in parts), 1)
@@ -79,15 +96,14 @@ class Bench:
     async def pipeline(self) -> dict[str, dict]:
         runs = {}
         for clients in CLIENTS:
-            runs[str(clients)] = await asyncio.to_thread(
-                self.load, "bench.kafka_load", "--mode", "pipeline", "--clients", str(clients))
+            runs[str(clients)] = await self.metered("bench.kafka_load", "--mode", "pipeline",
+                                                    "--clients", str(clients))
             log.info("pipeline %s clients: %s decisions/s", clients, runs[str(clients)]["rps"])
         return runs
 
     async def latency(self, peak_rps: float) -> dict:
         rate = round(0.6 * peak_rps, 1)
-        run = await asyncio.to_thread(self.load, "bench.kafka_load", "--mode", "pipeline",
-                                      "--rate", str(rate))
+        run = await self.metered("bench.kafka_load", "--mode", "pipeline", "--rate", str(rate))
         log.info("latency at %s/s: p50 %s ms, p99 %s ms", rate, run["p50_ms"], run["p99_ms"])
         return run
 
@@ -99,7 +115,7 @@ class Bench:
             await seconds_until_serving(pipe, time.perf_counter())
         finally:
             await pipe.stop()
-        run = await asyncio.to_thread(self.load, "bench.kafka_load", "--mode", "loop", "--clients", "256")
+        run = await self.metered("bench.kafka_load", "--mode", "loop", "--clients", "256")
         loop.stop()
         log.info("raw aiokafka loop at 256 clients: %s/s", run["rps"])
         return run
@@ -109,8 +125,8 @@ class Bench:
         for clients in CLIENTS:
             half = str(clients // 2)
             args = ["--clients", half, "--connections", "32", "--synchronous-commit", synchronous_commit]
-            runs[str(clients)] = await self.loads("bench.pg_baseline",
-                                                  [[*args, "--seed", "1"], [*args, "--seed", "2"]])
+            runs[str(clients)] = await self.metered_loads("bench.pg_baseline",
+                                                          [[*args, "--seed", "1"], [*args, "--seed", "2"]])
             log.info("PostgreSQL (synchronous_commit=%s) %s clients: %s/s", synchronous_commit,
                      clients, runs[str(clients)]["rps"])
         return runs
@@ -128,7 +144,7 @@ class Bench:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.5)
-        run = await asyncio.to_thread(self.load, "bench.http_load", "--url", url, "--clients", "256")
+        run = await self.metered("bench.http_load", "--url", url, "--clients", "256")
         api.stop()
         log.info("HTTP edge at 256 clients: %s/s", run["rps"])
         return run
@@ -201,6 +217,12 @@ def summarize(details: dict, started: str, seconds: float, worker_rss: float,
         "rps_by_clients": {c: run["rps"] for c, run in pipeline.items()},
         "worker_rss_mb": worker_rss,
         "recovery_s_100k_skus": details["recovery"]["restart_to_serving_s"],
+        # What bounds the rates on this machine: CPU per decision, by process group, at 256 clients.
+        "cpu_ms_per_decision": {
+            "pipeline": pipeline["256"]["cpu_ms_per_decision"],
+            "raw_loop": details["raw_loop"]["cpu_ms_per_decision"],
+            "pg_baseline": details["pg_sync_off" if sync_off >= sync_on else "pg_sync_on"]["256"]["cpu_ms_per_decision"],
+        },
     }
     results["goals"] = {
         "ratio_vs_pg >= 5": bool(results["ratio_vs_pg"] and results["ratio_vs_pg"] >= 5),

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import time
 
 import httpx
 
 from bench.stats import Window
-from bench.workload import WorkloadSpec, Zipf, add_load_arguments
+from bench.workload import WorkloadSpec, Zipf, add_load_arguments, emit
 
 __all__ = ["main"]
 
@@ -60,7 +59,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     add_load_arguments(parser)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args))))
+    emit(asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import random
 import time
 
 from bench.pipe import Pipe, echo_answer, event_answer
 from bench.stats import Window
-from bench.workload import WorkloadSpec, Zipf, add_load_arguments, new_id
+from bench.workload import WorkloadSpec, Zipf, add_load_arguments, emit, new_id
 from common.settings import get_settings
 from streams.stock.records import Release, Reserve
 from streams.topics import STOCK_COMMANDS, STOCK_EVENTS
@@ -117,7 +116,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="open loop: commands per second")
     add_load_arguments(parser)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args))))
+    emit(asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import time
 import uuid
@@ -24,7 +23,7 @@ import uuid
 import asyncpg
 
 from bench.stats import Window
-from bench.workload import WorkloadSpec, Zipf, add_load_arguments
+from bench.workload import WorkloadSpec, Zipf, add_load_arguments, emit
 from common.settings import get_settings
 
 __all__ = ["SCHEMA_SQL", "asyncpg_dsn", "prepare", "main"]
@@ -121,7 +120,7 @@ def main() -> None:
     parser.add_argument("--synchronous-commit", choices=["on", "off"], default="on")
     add_load_arguments(parser)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args))))
+    emit(asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

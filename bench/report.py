@@ -28,7 +28,19 @@ def _table(results: dict[str, Any]) -> str:
         "Decisions per second by concurrent clients (reserve one unit, then release it):", "",
         *lines, "", "| figure | value |", "|---|---|", *figures, "",
         "| goal | |", "|---|---|", *goals, "",
+        "CPU milliseconds per decision at 256 clients, by process (what bounds the rates on this machine):",
+        "", *_cpu_table(results.get("cpu_ms_per_decision", {})), "",
     ])
+
+
+def _cpu_table(cpu: dict[str, dict[str, float]]) -> list[str]:
+    groups = sorted({g for per in cpu.values() for g in per if g != "total"})
+    runs = list(cpu)
+    lines = ["| process | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for group in [*groups, "total"]:
+        cells = [str(cpu[run].get(group, "")) for run in runs]
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _chart(results: dict[str, Any], path: Path) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import bisect
 import itertools
+import json
 import random
+import time
 import uuid
 from dataclasses import dataclass
 
-__all__ = ["Zipf", "WorkloadSpec", "sku_name", "add_load_arguments"]
+__all__ = ["Zipf", "WorkloadSpec", "sku_name", "add_load_arguments", "emit"]
 
 
 def sku_name(prefix: str, index: int) -> str:
@@ -60,3 +62,9 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skus", type=int, default=1000)
     parser.add_argument("--zipf", type=float, default=1.2)
     parser.add_argument("--seed", type=int, default=1)
+
+
+def emit(result: dict) -> None:
+    """Print a load process's result as its last line, with the CPU the process itself used."""
+    result["cpu_s"] = round(time.process_time(), 2)
+    print(json.dumps(result))

@@ -32,8 +32,6 @@ class Settings(BaseSettings):
 
     # Streams
     app_id: str = "inventory"
-    # Which agents a worker process runs: "stock" (decisions) or "ledger" (the PostgreSQL sink).
-    worker_role: str = "stock"
     topic_partitions: int = 4
     topic_replication_factor: int = 1
     # Commands remembered per SKU for exactly-once effects; an id older than this many later
@@ -47,7 +45,10 @@ class Settings(BaseSettings):
     # for a batch to fill: a hot SKU's state is written once per batch (streams/stock/batch.py).
     command_batch_size: int = 500
     command_batch_seconds: float = 0.002
+    # The ledger worker persists up to this many events per PostgreSQL transaction, gathering a
+    # batch for at most this long.
     sink_batch_size: int = 500
+    sink_batch_seconds: float = 0.05
     # Producer batching: a few milliseconds of linger turns one request per message into one per
     # batch, which is what the broker and the worker spend their CPU on (see bench/README.md).
     producer_linger_s: float = 0.005
@@ -56,7 +57,6 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = 10
     # How often a worker commits its offsets (each commit first flushes the producer).
     commit_interval_s: float = 0.5
-    sink_batch_seconds: float = 0.02
 
     # API
     api_host: str = "127.0.0.1"

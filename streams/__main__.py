@@ -1,42 +1,59 @@
-"""``python -m streams stock|ledger [faust worker options]``: create the topics, run one worker role.
+"""``python -m streams stock|ledger [options]``: create the topics, run one worker role.
 
-``stock`` runs the stock agent (the single writer of every SKU), ``ledger`` the PostgreSQL sink;
-see ``streams/app.py`` for why they are separate processes. ``worker`` is kept as another name
-for ``stock``.
+- ``stock`` (``worker`` is another name for it): the faust worker of the stock agent, the single
+  writer of every SKU (``streams/app.py``); the options are faust's worker options.
+- ``ledger``: the PostgreSQL sink, a plain consumer group (``streams/ledger/worker.py``); its one
+  option is ``--loglevel``.
+
+They run as separate processes: in one faust consumer the sink's fetches delayed the decisions,
+and the sink may fall behind without slowing a single reservation (bench/README.md).
 """
 from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import sys
 
 from common.logs import configure_logging
 from common.settings import get_settings
 from streams.admin import ensure_topics
 
+ROLES = ("stock", "ledger")
 _ALIASES = {"worker": "stock"}
 
 
-def main() -> None:
-    args = sys.argv[1:]
-    role = _ALIASES.get(args[0], args[0]) if args and not args[0].startswith("-") else "stock"
-    if args and not args[0].startswith("-"):
-        args = args[1:]
-    os.environ["INVENTORY_WORKER_ROLE"] = role
-    get_settings.cache_clear()
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(ensure_topics(settings))
+def _split(args: list[str]) -> tuple[str, list[str]]:
+    if not args or args[0].startswith("-"):
+        return "stock", args
+    role = _ALIASES.get(args[0], args[0])
+    if role not in ROLES:
+        sys.exit(f"unknown role {args[0]!r}: choose one of {', '.join(ROLES)}")
+    return role, args[1:]
+
+
+def _run_stock(args: list[str], log_level: str) -> None:
     # Imported late: faust binds the running loop on import.
-    from streams.app import agents_module, app
+    from streams.app import app
 
-    importlib.import_module(agents_module(settings.worker_role))
+    importlib.import_module("streams.stock.agents")  # registers the agent; the app does not scan
 
-    options = args or ["--loglevel", settings.log_level.lower()]
+    options = args or ["--loglevel", log_level.lower()]
     # faust's CLI starts its web server unless told not to (and binds 0.0.0.0); nothing here uses it.
     sys.argv = [sys.argv[0], "worker", "--without-web", *options]
     app.main()
+
+
+def main() -> None:
+    role, args = _split(sys.argv[1:])
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(ensure_topics(settings))
+    if role == "ledger":
+        from streams.ledger.worker import run
+
+        run(args, settings)
+        return
+    _run_stock(args, settings.log_level)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,7 @@
-"""The one faust app of the platform and its topics, run in one of two roles.
+"""The faust app of the stock worker: the stock agent and its changelogged table (``streams/stock``).
 
-- ``stock``: the stock agent, single writer of every SKU, with its changelogged table
-  (``streams/stock``). Consumer group ``inventory``.
-- ``ledger``: the PostgreSQL sink of the stock events (``streams/ledger``). Consumer group
-  ``inventory-ledger``.
-
-The roles run as separate processes because one faust consumer fetches all of its topics
-through one fetch at a time: with the sink's topic in the stock worker's consumer, the
-decisions waited on the events' fetches and the decision rate fell by more than half
-(bench/README.md). Apart, the sink can fall behind without slowing a single reservation.
+The PostgreSQL sink is not part of it: it runs as its own process and consumer group
+(``streams/ledger/worker.py``, see ``streams/__main__.py``).
 
 Processing guarantee: at-least-once delivery, with effects made exactly-once by design (see
 ``streams/stock/store.py``): faust's ``exactly_once`` mode has open bugs around kill -9 and
@@ -23,9 +16,7 @@ from streams.codecs import STOCK_EVENT_CODEC, register_codecs
 from streams.tuning import limit_fetch_wait
 from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS
 
-__all__ = ["ROLES", "agents_module", "app", "role", "stock_commands", "stock_events", "stock_commands_dlq"]
-
-ROLES = ("stock", "ledger")
+__all__ = ["app", "stock_commands", "stock_events", "stock_commands_dlq"]
 
 settings = get_settings()
 limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
@@ -35,22 +26,12 @@ def _broker_url(servers: str) -> str:
     return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
 
 
-role = settings.worker_role
-if role not in ROLES:
-    raise ValueError(f"INVENTORY_WORKER_ROLE must be one of {ROLES}, not {role!r}")
-
-
-
-def agents_module(worker_role: str) -> str:
-    return f"streams.{worker_role}.agents"
-
-
 app = faust.App(
-    settings.app_id if role == "stock" else f"{settings.app_id}-{role}",
+    settings.app_id,
     broker=_broker_url(settings.kafka_bootstrap_servers),
     store="memory://",
-    # No scanning: faust's discovery imported both roles' agents into each worker. ``python -m
-    # streams`` imports the role's agents module itself (see ``agents_module``).
+    # No scanning: faust's discovery also scans ``origin`` and imported every module with agents.
+    # ``python -m streams stock`` imports the stock agents itself.
     autodiscover=False,
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=settings.topic_replication_factor,

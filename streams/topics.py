@@ -1,8 +1,9 @@
 """Every Kafka topic of the platform, declared in one place and named by domain.
 
 One writer per topic: the API (and upstream systems) write ``stock-commands``; the stock agent
-writes ``stock-events``, ``stock-commands-dlq`` and its table's changelog. Commands and events are
-keyed by SKU, so all of one SKU's traffic is on one partition, owned by one worker.
+writes ``stock-events``, ``stock-commands-dlq`` and its table's changelog; the ledger worker writes
+``stock-events-dlq``. Commands and events are keyed by SKU, so all of one SKU's traffic is on one
+partition, owned by one worker.
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from dataclasses import dataclass, field
 
 from common.settings import Settings
 
-__all__ = ["TopicSpec", "STOCK_COMMANDS", "STOCK_EVENTS", "STOCK_COMMANDS_DLQ", "STOCK_TABLE",
+__all__ = ["TopicSpec", "STOCK_COMMANDS", "STOCK_EVENTS", "STOCK_COMMANDS_DLQ", "STOCK_EVENTS_DLQ",
+           "STOCK_TABLE",
            "topic_specs", "changelog_topic"]
 
 STOCK_COMMANDS = "stock-commands"
 STOCK_EVENTS = "stock-events"
 STOCK_COMMANDS_DLQ = "stock-commands-dlq"
+STOCK_EVENTS_DLQ = "stock-events-dlq"
 STOCK_TABLE = "stock"
 
 
@@ -37,6 +40,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(STOCK_COMMANDS, n),
         TopicSpec(STOCK_EVENTS, n),
         TopicSpec(STOCK_COMMANDS_DLQ, n),
+        TopicSpec(STOCK_EVENTS_DLQ, n),
         # Compacted: the latest value of every key is the state; replaying it recovers the table.
         TopicSpec(changelog_topic(settings), n, {"cleanup.policy": "compact"}),
     ]

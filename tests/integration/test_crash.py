@@ -1,4 +1,4 @@
-"""kill -9 of the worker in the middle of a stream of commands, then a restart."""
+"""kill -9 of a worker (the stock worker, or the ledger worker) mid-stream, then a restart."""
 from __future__ import annotations
 
 import asyncio
@@ -6,12 +6,17 @@ import signal
 import time
 import uuid
 
+import pytest
+
 from .conftest import assert_invariants, create_stocked_product, wait_until_serving
 
 UNITS, REQUESTS, CONCURRENCY = 150, 400, 25
 
 
-async def test_worker_killed_mid_stream_loses_and_doubles_nothing(client, settings, engine, worker, api):
+@pytest.mark.parametrize("victim", ["worker", "ledger"])
+async def test_worker_killed_mid_stream_loses_and_doubles_nothing(client, settings, engine, worker, api,
+                                                                  request, victim):
+    killed = request.getfixturevalue(victim)
     sku = await create_stocked_product(client, UNITS)
     outcomes: dict[str, object] = {}
     retried: list[str] = []
@@ -36,12 +41,12 @@ async def test_worker_killed_mid_stream_loses_and_doubles_nothing(client, settin
     while len(outcomes) < REQUESTS // 5:
         await asyncio.sleep(0.01)
     decided_before_kill = len(outcomes)
-    worker.kill(signal.SIGKILL)
+    killed.kill(signal.SIGKILL)
     restarted = time.monotonic()
-    worker.start()
+    killed.start()
     await asyncio.gather(*tasks)
     recovery_s = time.monotonic() - restarted
-    print(f"\nkilled after {decided_before_kill} outcomes; {len(retried)} retries; "
+    print(f"\n{victim} killed after {decided_before_kill} outcomes; {len(retried)} retries; "
           f"all decided {recovery_s:.1f}s after the restart")
 
     assert decided_before_kill < REQUESTS, "the kill did not land mid-stream"

@@ -9,7 +9,7 @@ import websockets
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
-from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ
+from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS, STOCK_EVENTS_DLQ
 
 from .conftest import assert_invariants, create_stocked_product, stop_consumer
 
@@ -125,37 +125,59 @@ async def test_bad_input_gets_a_clear_4xx_and_writes_nothing(client, settings, e
     await assert_invariants(settings, engine, [sku])
 
 
-async def test_malformed_record_goes_to_the_dead_letter_topic_and_the_worker_keeps_running(
-        client, settings, engine, worker):
-    sku = await create_stocked_product(client, 3)
-    marker = f"garbage-{uuid.uuid4()}".encode()
+async def _dead_lettered(settings, topic: str, dead_letters: str, key: bytes, value: bytes):
+    """Produce ``value`` onto ``topic`` and return it once it appears on ``dead_letters``."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
-        assert STOCK_COMMANDS_DLQ in await consumer.topics()
-        partitions = [TopicPartition(STOCK_COMMANDS_DLQ, p) for p in range(settings.topic_partitions)]
+        assert dead_letters in await consumer.topics()
+        partitions = [TopicPartition(dead_letters, p) for p in range(settings.topic_partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         for tp in partitions:  # resolve the end positions before the record is sent
             await consumer.position(tp)
-        await producer.send_and_wait(STOCK_COMMANDS, key=sku.encode(), value=marker)
-        found = None
+        await producer.send_and_wait(topic, key=key, value=value)
         for _ in range(60):
             batches = await consumer.getmany(timeout_ms=500)
-            found = next((r for rs in batches.values() for r in rs if r.value == marker), None)
+            found = next((r for rs in batches.values() for r in rs if r.value == value), None)
             if found:
-                break
-        assert found is not None, "the malformed record never reached the dead-letter topic"
-        headers = dict(found.headers)
-        assert b"SchemaError" in headers["error"]
-        assert headers["source"].startswith(STOCK_COMMANDS.encode())
+                return found
+        raise AssertionError(f"the malformed record never reached {dead_letters}")
     finally:
         await producer.stop()
         await stop_consumer(consumer)
 
+
+async def test_malformed_record_goes_to_the_dead_letter_topic_and_the_worker_keeps_running(
+        client, settings, engine, worker):
+    sku = await create_stocked_product(client, 3)
+    marker = f"garbage-{uuid.uuid4()}".encode()
+    found = await _dead_lettered(settings, STOCK_COMMANDS, STOCK_COMMANDS_DLQ, sku.encode(), marker)
+    headers = dict(found.headers)
+    assert b"SchemaError" in headers["error"]
+    assert headers["source"].startswith(STOCK_COMMANDS.encode())
+
     assert worker.alive
+    response = await client.post("/reservations", json={"product_id": sku, "order_id": "o", "quantity": 2})
+    assert response.status_code == 201, response.text
+    await assert_invariants(settings, engine, [sku])
+
+
+async def test_malformed_event_goes_to_the_events_dead_letter_topic_and_the_ledger_keeps_running(
+        client, settings, engine, worker, ledger):
+    """A record on stock-events that is not a stock event (a stray producer) is set aside by the
+    ledger worker; the events around it are still persisted."""
+    sku = await create_stocked_product(client, 3)
+    marker = f"not-an-event-{uuid.uuid4()}".encode()
+    found = await _dead_lettered(settings, STOCK_EVENTS, STOCK_EVENTS_DLQ, sku.encode(), marker)
+    headers = dict(found.headers)
+    assert b"SchemaError" in headers["error"]
+    assert headers["source"].startswith(STOCK_EVENTS.encode())
+
+    assert ledger.alive
+    # The API answers only once the ledger has persisted the decision (storage/sink.py).
     response = await client.post("/reservations", json={"product_id": sku, "order_id": "o", "quantity": 2})
     assert response.status_code == 201, response.text
     await assert_invariants(settings, engine, [sku])
