@@ -19,7 +19,7 @@ run: $(VENV)/.installed
 
 ## Set up everything the same way and run the whole suite against the real servers.
 test: $(VENV)/.installed
-	scripts/test.sh
+	scripts/harness.sh test $(PY) -m pytest
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test,bench]'
@@ -27,11 +27,11 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 ## The pipeline against the row-lock baseline and a raw Kafka loop (< 10 min): bench/results/.
 bench: $(VENV)/.bench-installed
-	scripts/bench.sh
+	scripts/harness.sh bench timeout 900 $(PY) -m bench
 
 ## 100,000 commands with workers SIGKILLed and the broker restarted (< 25 min): chaos/results/.
 chaos: $(VENV)/.installed
-	scripts/chaos.sh
+	scripts/harness.sh chaos timeout 1800 $(PY) -m chaos
 
 ## Unit tests only (no servers).
 test-unit: $(VENV)/.installed

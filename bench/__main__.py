@@ -157,7 +157,9 @@ class Bench:
         log.info("%s SKUs in state after %.1fs; restarting the stock worker", created, filled_s)
         self.stock.stop()
         restarted = time.perf_counter()
-        self.stock = self.child("stock-restarted", "-m", "streams", "stock", "--loglevel", "warn")
+        # Same data directory: the worker restarts on its own machine, with its local state.
+        self.stock = self.child("stock-restarted", "-m", "streams", "stock", "--loglevel", "warn",
+                                env={"INVENTORY_WORKER_DATA_DIR": str(self.workdir / "stock")})
         try:
             seconds = await seconds_until_serving(self.pipe, restarted, self.args.recovery_timeout_s)
         except TimeoutError:

@@ -58,15 +58,18 @@ class Chaos:
         self.broker_restarts = 0
         self.generation = 0
 
-    def child(self, name: str, *args: str) -> Child:
-        env = {"INVENTORY_WORKER_DATA_DIR": str(self.workdir / name), **WORKER_ENV}
+    def child(self, name: str, *args: str, data: str | None = None) -> Child:
+        env = {"INVENTORY_WORKER_DATA_DIR": str(self.workdir / (data or name)), **WORKER_ENV}
         proc = Child(name, [PY, *args], self.logdir, env).start()
         self.children.append(proc)
         return proc
 
     def start_stock(self, slot: int) -> Child:
         self.generation += 1
-        return self.child(f"stock{slot}-{self.generation}", "-m", "streams", "stock", "--loglevel", "warn")
+        # A restarted worker keeps its slot's local state, as on a real machine: it resumes the
+        # changelog where its RocksDB left off, which is the path a kill -9 must not corrupt.
+        return self.child(f"stock{slot}-{self.generation}", "-m", "streams", "stock", "--loglevel", "warn",
+                          data=f"stock{slot}")
 
     # ------------------------------------------------------------------------------ phases
     async def seed(self, pipe: Pipe) -> None:

@@ -25,6 +25,8 @@ PG_USER=inventory
 PG_PASSWORD=${STACK_PG_PASSWORD:-inventory-local}
 
 KAFKA_HOME=$STACK_DIR/kafka
+# The broker's log directory; `make bench` and `make chaos` point it at an empty directory of their own.
+KAFKA_DATA=${STACK_KAFKA_DATA:-$KAFKA_HOME/data}
 PG_HOME=$STACK_DIR/pg
 [ -f "$STACK_DIR/pg-home" ] && PG_HOME=$(cat "$STACK_DIR/pg-home")
 REDIS_HOME=$STACK_DIR/redis
@@ -72,7 +74,7 @@ kafka_libs() {
 }
 
 kafka_config() {
-  mkdir -p "$KAFKA_HOME/data" "$KAFKA_HOME/logs"
+  mkdir -p "$KAFKA_DATA" "$KAFKA_HOME/logs"
   cat >"$KAFKA_HOME/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
@@ -82,7 +84,7 @@ advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$KAFKA_HOME/data
+log.dirs=$KAFKA_DATA
 num.partitions=4
 default.replication.factor=1
 offsets.topic.replication.factor=1
@@ -126,8 +128,8 @@ kafka_start() {
   if pid_alive "$KAFKA_HOME/kafka.pid"; then say "Kafka: already running on 127.0.0.1:$KAFKA_PORT"; return; fi
   kafka_libs
   kafka_config
-  if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
-    say "Kafka: formatting KRaft storage in $KAFKA_HOME/data"
+  if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
+    say "Kafka: formatting KRaft storage in $KAFKA_DATA"
     kafka_java kafka.tools.StorageTool format -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
       -c "$KAFKA_HOME/server.properties" >&2
   fi

@@ -29,7 +29,8 @@ def _broker_url(servers: str) -> str:
 app = faust.App(
     settings.app_id,
     broker=_broker_url(settings.kafka_bootstrap_servers),
-    store="memory://",
+    # The stock table's partitions live in RocksDB under ``datadir`` (streams/stock/local.py).
+    store="rocksdb://",
     # No scanning: faust's discovery also scans ``origin`` and imported every module with agents.
     # ``python -m streams stock`` imports the stock agents itself.
     autodiscover=False,

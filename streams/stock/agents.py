@@ -1,27 +1,31 @@
 """The stock agent: the single writer of every SKU on its partitions.
 
 Thin glue around ``StockStore``: take a batch of command records, decide them in log order per
-partition against a ``TableBatch`` over the partition's table, then send the batch's changelog
-records and the decision events straight to the producer. A record that cannot be decoded goes
-to the dead-letter topic with the reason in its headers, and the agent carries on.
+partition against a ``TableBatch`` over the partition's local state, send the batch's changelog
+records and the decision events straight to the producer, and once the broker has acknowledged
+the changelog records, write them to the local state (``streams/stock/local.py``). A record that
+cannot be decoded goes to the dead-letter topic with the reason in its headers, and the agent
+carries on.
 
 Why not ``table[key] = value`` per write: faust then builds a future, a buffered message and a
 serialisation per write, and a command makes four of them; profiles put most of the worker's
-time there (bench/README.md). The records sent here are the ones faust would send, to the same
-changelog partition, and faust flushes the producer before it commits the command offsets, so
-the crash behaviour ``store.py`` relies on is unchanged.
+time there (bench/README.md). It would also write the local database before the changelog has
+the record. The records sent here are the ones faust would send, to the same changelog
+partition, and faust flushes the producer before it commits the command offsets, so the crash
+behaviour ``store.py`` relies on is unchanged.
 """
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 from itertools import groupby
-from typing import Any, Sequence
+from typing import Awaitable, Sequence
 
 from common.errors import InventoryError, MalformedRecordError
 from schemas import command_codec, event_codec
 from streams.app import app, settings, stock_commands, stock_commands_dlq
 from streams.stock.batch import DELETED, TableBatch
+from streams.stock.local import PartitionState, encode, write_acknowledged
 from streams.stock.records import Command, command_from_avro, event_to_avro
 from streams.stock.store import StockStore
 from streams.topics import STOCK_EVENTS, STOCK_TABLE, changelog_topic
@@ -33,7 +37,11 @@ _commands = command_codec()
 _events = event_codec()
 _changelog = changelog_topic(settings)
 
-stock_table = app.Table(STOCK_TABLE, partitions=settings.topic_partitions, key_type=str)
+# On disk, one RocksDB per partition (streams/stock/local.py), with modest caches: the state is
+# small per SKU, and several workers may share a machine.
+stock_table = app.Table(STOCK_TABLE, partitions=settings.topic_partitions, key_type=str,
+                        options={"driver": "rocksdict", "block_cache_size": 64 * 1024**2,
+                                 "write_buffer_size": 16 * 1024**2, "max_write_buffer_number": 2})
 
 
 def decode_command(key: bytes | None, value: bytes | None) -> Command:
@@ -59,10 +67,6 @@ async def _dead_letter(event, reason: str) -> None:
                                                          "partition": message.partition})
 
 
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
 async def decide_batch(store: StockStore, events: Sequence) -> list[tuple[bytes, bytes]]:
     """Decides one partition's records in order; returns the (key, value) events to publish."""
     out: list[tuple[bytes, bytes]] = []
@@ -82,16 +86,19 @@ async def decide_batch(store: StockStore, events: Sequence) -> list[tuple[bytes,
     return out
 
 
-async def _write(partition: int, batch: TableBatch) -> None:
-    """Applies the batch to the local table and sends the same records to its changelog."""
-    local, producer = stock_table.data, app.producer
+async def _send_changelog(partition: int, batch: TableBatch) -> list[Awaitable]:
+    """Sends the batch's records to the partition's changelog; returns their acknowledgements."""
+    send = app.producer.send
+    acks = []
     for key, value in batch.writes():
-        if value is DELETED:
-            local.pop(key, None)
-            await producer.send(_changelog, _json(key), None, partition, None, None)
-        else:
-            local[key] = value
-            await producer.send(_changelog, _json(key), _json(value), partition, None, None)
+        payload = None if value is DELETED else encode(value)
+        acks.append(await send(_changelog, encode(key), payload, partition, None, None))
+    return acks
+
+
+def _partition_db(partition: int):
+    # faust's RocksDB store opens (and on rebalance closes) one database per partition.
+    return stock_table.data._db_for_partition(partition)
 
 
 @app.agent(stock_commands)
@@ -100,9 +107,16 @@ async def process_stock_commands(stream):
                                            within=settings.command_batch_seconds):
         # A stable sort keeps each partition's records in log order.
         ordered = sorted(events, key=lambda e: e.message.partition)
+        sent = []
         for partition, records in groupby(ordered, key=lambda e: e.message.partition):
-            batch = TableBatch(stock_table.data)
+            db = _partition_db(partition)
+            batch = TableBatch(PartitionState(db))
             decided = await decide_batch(StockStore(batch, window=settings.dedup_window), list(records))
-            await _write(partition, batch)
+            acks = await _send_changelog(partition, batch)
             for key, value in decided:
                 await app.producer.send(STOCK_EVENTS, key, value, None, None, None)
+            sent.append((db, batch.writes(), acks))
+        # Written locally only once the broker has the records (streams/stock/local.py).
+        for db, writes, acks in sent:
+            offsets = [metadata.offset for metadata in await asyncio.gather(*acks)]
+            write_acknowledged(db, stock_table.data.offset_key, writes, offsets)

@@ -104,6 +104,14 @@ async def api(settings, process_env, logdir):
                            "--port", str(port), "--no-access-log"], process_env, logdir)
     proc.start()
     proc.base_url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_until_healthy(proc)
+        yield proc
+    finally:  # also when it never became healthy: no server outlives the session
+        proc.stop()
+
+
+async def _wait_until_healthy(proc: Process) -> None:
     async with httpx.AsyncClient(base_url=proc.base_url, timeout=5) as client:
         for _ in range(120):
             try:
@@ -115,13 +123,11 @@ async def api(settings, process_env, logdir):
             await asyncio.sleep(0.5)
         else:
             pytest.fail(f"API not healthy in 60s:\n{proc.tail()}")
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="session")
 async def ledger(settings, process_env, logdir):
-    """The PostgreSQL sink worker (its own consumer group, see streams/app.py)."""
+    """The PostgreSQL sink worker (its own consumer group, see streams/ledger/worker.py)."""
     proc = Process("ledger", [sys.executable, "-m", "streams", "ledger", "--loglevel", "warn"],
                    process_env, logdir)
     proc.start()
@@ -134,9 +140,11 @@ async def worker(settings, process_env, logdir, api, ledger):
     proc = Process("worker", [sys.executable, "-m", "streams", "stock", "--loglevel", "warn"],
                    process_env, logdir)
     proc.start()
-    await wait_until_serving(api, proc)
-    yield proc
-    proc.stop()
+    try:
+        await wait_until_serving(api, proc)
+        yield proc
+    finally:
+        proc.stop()
 
 
 async def wait_until_serving(api: Process, worker: Process, timeout_s: float = 120) -> float:
