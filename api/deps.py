@@ -1,4 +1,9 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+They are ``async def`` although none of them awaits: FastAPI runs a plain ``def`` dependency in
+a worker thread, and four thread hops per request were a tenth of the API's time under load
+(bench/README.md).
+"""
 from __future__ import annotations
 
 import uuid
@@ -15,27 +20,27 @@ from common.settings import Settings
 __all__ = ["SettingsDep", "GatewayDep", "EngineDep", "HubDep", "RedisDep", "CommandIdDep"]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _gateway(request: Request) -> CommandGateway:
+async def _gateway(request: Request) -> CommandGateway:
     return request.app.state.gateway
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 
-def _hub(request: Request) -> EventHub:
+async def _hub(request: Request) -> EventHub:
     return request.app.state.hub
 
 
-def _redis(request: Request) -> Redis:
+async def _redis(request: Request) -> Redis:
     return request.app.state.redis
 
 
-def _command_id(
+async def _command_id(
     idempotency_key: Annotated[str | None, Header(
         max_length=128, pattern=r"^[\x21-\x7e]+$",
         description="Makes the request safe to retry: the same key is applied once and "

@@ -49,9 +49,11 @@ def process_cpu(groups: Groups = GROUPS, proc: Path = Path("/proc")) -> dict[str
         group = group_of(cmdline, groups)
         if group is None:
             continue
-        # Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+        # Fields after the command name (which may hold spaces): utime, stime, cutime, cstime are
+        # 14-17. The children's share counts too: PostgreSQL's backends end with their
+        # connections, and the CPU they used moves to the postmaster's cutime when it reaps them.
         fields = stat[stat.rindex(")") + 2:].split()
-        totals[group] = totals.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+        totals[group] = totals.get(group, 0.0) + sum(int(f) for f in fields[11:15]) / _TICK
     return totals
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
+from pathlib import Path
 
 from common.logs import configure_logging
-from common.settings import get_settings
-from streams.admin import ensure_topics
+from common.settings import Settings, get_settings
+from streams.admin import ensure_topics, kafka_cluster_id
+from streams.stock.local import claim_data_dir
 
 ROLES = ("stock", "ledger")
 _ALIASES = {"worker": "stock"}
@@ -31,13 +33,14 @@ def _split(args: list[str]) -> tuple[str, list[str]]:
     return role, args[1:]
 
 
-def _run_stock(args: list[str], log_level: str) -> None:
+def _run_stock(args: list[str], settings: Settings) -> None:
+    claim_data_dir(Path(settings.worker_data_dir), asyncio.run(kafka_cluster_id(settings)))
     # Imported late: faust binds the running loop on import.
     from streams.app import app
 
     importlib.import_module("streams.stock.agents")  # registers the agent; the app does not scan
 
-    options = args or ["--loglevel", log_level.lower()]
+    options = args or ["--loglevel", settings.log_level.lower()]
     # faust's CLI starts its web server unless told not to (and binds 0.0.0.0); nothing here uses it.
     sys.argv = [sys.argv[0], "worker", "--without-web", *options]
     app.main()
@@ -53,7 +56,7 @@ def main() -> None:
 
         run(args, settings)
         return
-    _run_stock(args, settings.log_level)
+    _run_stock(args, settings)
 
 
 if __name__ == "__main__":

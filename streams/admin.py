@@ -10,7 +10,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from common.settings import Settings, get_settings
 from streams.topics import topic_specs
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "kafka_cluster_id"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,16 @@ async def ensure_topics(settings: Settings) -> list[str]:
         created = [t.name for t in missing]
         log.info("topics ready", extra={"topics_created": created})
         return created
+    finally:
+        await admin.close()
+
+
+async def kafka_cluster_id(settings: Settings) -> str:
+    """The id the broker's cluster was formatted with (KRaft), which changes when it is re-created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        return str((await admin.describe_cluster())["cluster_id"])
     finally:
         await admin.close()
 

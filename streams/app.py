@@ -12,11 +12,10 @@ from __future__ import annotations
 import faust
 
 from common.settings import get_settings
-from streams.codecs import STOCK_EVENT_CODEC, register_codecs
 from streams.tuning import limit_fetch_wait
-from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS
+from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ
 
-__all__ = ["app", "stock_commands", "stock_events", "stock_commands_dlq"]
+__all__ = ["app", "stock_commands", "stock_commands_dlq"]
 
 settings = get_settings()
 limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
@@ -54,14 +53,10 @@ app = faust.App(
     value_serializer="json",
 )
 
-register_codecs()
-
 # Commands arrive as bytes and are decoded in the agent, so a malformed record from an upstream
-# producer can be dead-lettered instead of being dropped by the consumer. Events have one writer,
-# the stock agent, and travel through the faust Avro codec.
+# producer can be dead-lettered instead of being dropped by the consumer. The agent encodes its
+# events itself (Avro, ``schemas``) and sends them to ``stock-events`` by name.
 stock_commands = app.topic(STOCK_COMMANDS, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw")
-stock_events = app.topic(STOCK_EVENTS, key_type=bytes, key_serializer="raw",
-                         value_serializer=STOCK_EVENT_CODEC)
 stock_commands_dlq = app.topic(STOCK_COMMANDS_DLQ, key_type=bytes, value_type=bytes,
                                key_serializer="raw", value_serializer="raw")

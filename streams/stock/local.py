@@ -14,18 +14,23 @@ faust's recovery, which replays the changelog from the stored offset, completes 
 
 Keys and values are stored exactly as they travel on the changelog (compact JSON), which is also
 what faust's recovery writes when it replays records.
+
+A data directory belongs to one Kafka cluster (``claim_data_dir``): state built from another
+cluster's changelog, with offsets that mean nothing here, is discarded and rebuilt.
 """
 from __future__ import annotations
 
 import json
 import logging
+import shutil
+from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from rocksdict import Rdict, WriteBatch
 
 from streams.stock.batch import DELETED
 
-__all__ = ["PartitionState", "encode", "write_acknowledged"]
+__all__ = ["PartitionState", "claim_data_dir", "encode", "write_acknowledged"]
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +73,21 @@ def write_acknowledged(db: Rdict, offset_key: bytes, writes: Sequence[tuple[str,
     # faust's own format for the offset it resumes the changelog after (Store.persisted_offset).
     batch.put(offset_key, str(max(offsets)).encode())
     db.write(batch)
+
+
+def claim_data_dir(path: Path, cluster_id: str) -> bool:
+    """Keep ``path`` only if its state came from this cluster; returns whether it was discarded.
+
+    A re-created broker (a new cluster id) starts its changelog at offset 0 again, and faust would
+    replay it on top of the old state."""
+    marker = path / "kafka-cluster-id"
+    if marker.is_file() and marker.read_text().strip() == cluster_id:
+        return False
+    discarded = path.is_dir() and any(path.iterdir())
+    if discarded:
+        log.warning("local state is not from this Kafka cluster; discarding it",
+                    extra={"data_dir": str(path), "cluster_id": cluster_id})
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    marker.write_text(cluster_id + "\n")
+    return discarded

@@ -37,3 +37,23 @@ def test_the_meter_sees_the_cpu_a_process_burns_between_start_and_stop():
     per = per_decision_ms(used, 100)
     assert 2.0 <= per["burner"] <= 10.0 and per["total"] == per["burner"], per
     assert per_decision_ms(used, 0) == {}
+
+
+def test_the_cpu_of_children_that_ended_during_the_phase_is_counted_with_their_parent():
+    """Like PostgreSQL's backends: a child that burns CPU and exits, reaped by its parent."""
+    marker = f"cpu-parent-{uuid.uuid4()}"
+    meter = CpuMeter(groups=(("parent", marker),))
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess, sys, time\n"
+                               "subprocess.run([sys.executable, '-c', 'import time\\n"
+                               "end = time.process_time() + 0.6\\nwhile time.process_time() < end: pass'])\n"
+                               "time.sleep(30)", marker])
+    try:
+        time.sleep(0.3)  # the parent is up; its child is still burning
+        meter.start()
+        time.sleep(1.5)
+        used = meter.stop()
+    finally:
+        parent.kill()
+        parent.wait()
+    assert used["cpu_s"].get("parent", 0) >= 0.2, used

@@ -5,7 +5,7 @@ import pytest
 from faust.stores.rocksdb import RocksDBOptions
 
 from streams.stock.batch import TableBatch
-from streams.stock.local import PartitionState, encode, write_acknowledged
+from streams.stock.local import PartitionState, claim_data_dir, encode, write_acknowledged
 
 OFFSET_KEY = b"__faust\x00offset__"
 
@@ -54,3 +54,23 @@ def test_an_empty_batch_leaves_the_offset_alone(db):
 def test_the_state_is_read_by_key_only(db):
     with pytest.raises(TypeError):
         len(PartitionState(db))
+
+
+def test_a_data_dir_is_kept_for_its_own_cluster_and_discarded_for_another(tmp_path):
+    data = tmp_path / "worker"
+    assert claim_data_dir(data, "cluster-a") is False  # new and empty: nothing to discard
+    (data / "v1").mkdir()
+    (data / "v1" / "state").write_text("built from cluster-a")
+    assert claim_data_dir(data, "cluster-a") is False
+    assert (data / "v1" / "state").exists()
+
+    assert claim_data_dir(data, "cluster-b") is True
+    assert not (data / "v1").exists()
+    assert claim_data_dir(data, "cluster-b") is False
+
+
+def test_a_data_dir_of_unknown_origin_is_discarded(tmp_path):
+    data = tmp_path / "worker"
+    (data / "v1").mkdir(parents=True)
+    assert claim_data_dir(data, "cluster-a") is True
+    assert list(data.iterdir()) == [data / "kafka-cluster-id"]

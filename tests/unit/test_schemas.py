@@ -75,15 +75,3 @@ def test_truncated_record_raises_schema_error():
     data = command_codec().encode(command_to_avro(Command("c", "S", 1, Reserve("r", "o", "w", 1))))
     with pytest.raises(SchemaError):
         command_codec().decode(data[:-3])
-
-
-def test_the_faust_codec_round_trips_events_through_the_registry():
-    from faust.serializers import codecs
-
-    from streams.codecs import STOCK_EVENT_CODEC, register_codecs
-
-    register_codecs()
-    event = Event("e", "c", "SKU-1", 3, 1, "w", 5, 2, Reserved("r", "o", 2), 0, 2, "api")
-    data = codecs.dumps(STOCK_EVENT_CODEC, event_to_avro(event))
-    assert data[:2] == b"\xc3\x01"
-    assert event_from_avro(codecs.loads(STOCK_EVENT_CODEC, data)) == event
