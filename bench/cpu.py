@@ -57,12 +57,15 @@ def process_cpu(groups: Groups = GROUPS, proc: Path = Path("/proc")) -> dict[str
     return totals
 
 
-def _machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
+def _machine() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU seconds of the whole machine since boot.
+
+    Steal is time the hypervisor gave this VM's CPUs to someone else: a run with much of it
+    measured a slower machine."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
+    idle, steal = values[3] + values[4], values[7]  # idle + iowait; steal
     total = sum(values[:8])
-    return (total - idle) / _TICK, total / _TICK
+    return (total - idle - steal) / _TICK, steal / _TICK, total / _TICK
 
 
 @dataclass
@@ -70,21 +73,21 @@ class CpuMeter:
     """``start()`` before a phase, ``stop()`` after: CPU seconds per group in between."""
     groups: Groups = GROUPS
     started: dict[str, float] = field(default_factory=dict)
-    machine: tuple[float, float] = (0.0, 0.0)
+    machine: tuple[float, float, float] = (0.0, 0.0, 0.0)
     wall: float = 0.0
 
     def start(self) -> None:
-        self.started, self.machine, self.wall = process_cpu(self.groups), _machine_busy(), time.monotonic()
+        self.started, self.machine, self.wall = process_cpu(self.groups), _machine(), time.monotonic()
 
     def stop(self) -> dict:
-        ended, machine, wall = process_cpu(self.groups), _machine_busy(), time.monotonic() - self.wall
+        ended, machine, wall = process_cpu(self.groups), _machine(), time.monotonic() - self.wall
         used = {g: round(ended[g] - self.started.get(g, 0.0), 2) for g in ended}
-        busy = machine[0] - self.machine[0]
-        total = machine[1] - self.machine[1]
+        busy, steal, total = (now - then for now, then in zip(machine, self.machine))
         return {
             "wall_s": round(wall, 2),
             "cpu_s": {g: v for g, v in sorted(used.items(), key=lambda kv: -kv[1]) if v > 0},
             "machine_busy": round(busy / total, 3) if total else None,
+            "machine_steal": round(steal / total, 3) if total else None,
             "cores": os.cpu_count(),
         }
 

@@ -29,8 +29,20 @@ def _table(results: dict[str, Any]) -> str:
         *lines, "", "| figure | value |", "|---|---|", *figures, "",
         "| goal | |", "|---|---|", *goals, "",
         "CPU milliseconds per decision at 256 clients, by process (what bounds the rates on this machine):",
-        "", *_cpu_table(results.get("cpu_ms_per_decision", {})), "",
+        "", *_cpu_table(results.get("cpu_ms_per_decision", {})), "", *_machine_lines(details), "",
     ])
+
+
+def _machine_lines(details: dict[str, Any]) -> list[str]:
+    """How busy the machine was in each phase, and how much CPU the hypervisor took (steal)."""
+    phases = {"pipeline, 256 clients": details["pipeline"]["256"], "raw loop": details["raw_loop"],
+              "PostgreSQL (sync on), 256 clients": details["pg_sync_on"]["256"],
+              "latency run": details["latency"]}
+    lines = ["| phase | machine busy | steal |", "|---|---|---|"]
+    for name, run in phases.items():
+        cpu = run.get("cpu", {})
+        lines.append(f"| {name} | {cpu.get('machine_busy')} | {cpu.get('machine_steal')} |")
+    return lines
 
 
 def _cpu_table(cpu: dict[str, dict[str, float]]) -> list[str]:
