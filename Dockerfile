@@ -25,6 +25,9 @@ COPY schemas/ ./schemas/
 RUN pip install --no-cache-dir -c constraints.txt . \
  && rm -rf build ./*.egg-info
 
+# The stock worker's local state (RocksDB). A named volume mounted here takes this owner.
+RUN mkdir -p /var/lib/inventory/worker && chown -R 10001:10001 /var/lib/inventory
+
 USER 10001:10001
 
 EXPOSE 8000
