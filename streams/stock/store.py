@@ -12,6 +12,11 @@ the partition of the event being processed), and a Kafka partition keeps order, 
 the changelog holds a *prefix* of a command's writes. The command record is written first and
 the SKU last; a redelivered command whose record survived but whose SKU write did not is
 completed from the record. Nothing is applied twice, nothing acknowledged is lost.
+
+A command for a SKU that does not exist is recorded like any other (its UNKNOWN_PRODUCT
+rejection), so that it keeps that answer once the SKU is created. The cost: a SKU that is never
+created still holds a state and up to ``window`` records. The API refuses unknown products
+before they reach the log, so only an upstream producer writing to Kafka directly can make them.
 """
 from __future__ import annotations
 
@@ -118,8 +123,8 @@ class StockStore:
         state, recorded = self._load(command.sku, _reservation_id(command))
         events = decide(state, command)
         after = fold(state, events)
-        if after.product is None:
-            return events  # nothing exists to change or remember: an unknown SKU's rejection
+        # Recorded even when the SKU does not exist (an UNKNOWN_PRODUCT rejection): once it is
+        # created, a redelivery or retry of this command must get the same answer, not a new one.
         record = self._record(command, events, recorded + 1)
         self.table[_command_key(command.sku, command.command_id)] = record
         self._write(state, after, command, record)

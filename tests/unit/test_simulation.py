@@ -42,8 +42,8 @@ answers to it are equal); the final tables equal the reference and the table of 
 crash, no duplicate); never negative, never oversold; reserved equals the pending reservations;
 the deltas of the distinct accepted events add up to the levels; a sink that upserts by event
 id holds each accepted command once, with identical content at every emission and gap-free
-versions. Known store bugs have a switch in ``Scenario`` (off in the 100 seeds) and a strict
-xfail test at the end of this file.
+versions. Scenario variations that once exposed a store bug are drawn per seed
+(``Scenario.draw``).
 
 Extending: the order saga (a later issue) plugs in as another sender in ``Clients`` (its commands
 go to the same logs), a reaction to the emitted events in ``Simulation._deliver``, its own state
@@ -104,10 +104,9 @@ class Scenario:
     crash_rate: float  # per scheduler step: a crash at a random moment
     mid_command_crash: float  # per command: a crash while its writes are still being sent
     crash_budget: int
-    # Known store bugs (see the xfail tests at the end); off in the 100 seeds:
+    # Drawn per seed (each once hid a store bug):
     early_commands: bool = False  # commands for a SKU before its CreateProduct is in the log
-    restamped_ghost_retries: bool = False  # a retry of a ghost SKU's command with a new issued_at
-    shared_reservation_ids: bool = False  # one reservation id used on two SKUs (drawn per seed)
+    shared_reservation_ids: bool = False  # one reservation id used on two SKUs
 
     @classmethod
     def draw(cls, seed: int, rng: Random, **overrides: Any) -> Scenario:
@@ -117,7 +116,9 @@ class Scenario:
         drawn = cls(seed, skus, ("GHOST",), rng.randint(1, 2), rng.randint(2, 4), window,
                     rng.randint(1, most), rng.randint(250, 400), rng.uniform(0.02, 0.08),
                     rng.uniform(0.02, 0.1), rng.randint(5, 30))
-        return replace(drawn, shared_reservation_ids=rng.random() < 0.5, **overrides)
+        shared = rng.random() < 0.5
+        return replace(drawn, shared_reservation_ids=shared, early_commands=rng.random() < 0.5,
+                       **overrides)
 
     def partition_of(self, sku: str) -> int:
         return (self.skus + self.ghosts).index(sku) % self.partitions
@@ -187,8 +188,6 @@ class Clients:
 
     def _restamp(self, command: Command) -> Command:
         restamp = self.rng.random() < 0.5
-        if command.sku in self.scenario.ghosts and not self.scenario.restamped_ghost_retries:
-            restamp = False  # a ghost's rejection is not remembered: a retry is decided again
         return replace(command, issued_at=self.count) if restamp else command
 
     def _pick_sku(self) -> str:
@@ -434,8 +433,8 @@ class Reference:
     """The specification: each distinct command once, in order of first appearance.
 
     Decided by ``decide``/``evolve``, cross-checked by ``TinySku``, with the window of store.py:
-    per SKU the last ``window`` recorded commands are remembered; a reservation is forgotten with
-    the command that ended it; a command on a SKU without a product is not recorded."""
+    per SKU the last ``window`` recorded commands are remembered, a rejection for a SKU that does
+    not exist (yet) included; a reservation is forgotten with the command that ended it."""
 
     def __init__(self, scenario: Scenario, logs: list[list[Entry]]) -> None:
         self.window = scenario.window
@@ -459,10 +458,8 @@ class Reference:
         events = decide(state, command)
         self._cross_check(command, events)
         self.outcomes[command.command_id] = events
-        after = fold(state, events)
-        if after.product is not None:
-            self.states[command.sku] = after
-            self._record(offset, command, events)
+        self.states[command.sku] = fold(state, events)
+        self._record(offset, command, events)
 
     def _cross_check(self, command: Command, events: list[Event]) -> None:
         tiny = self.tiny[command.sku]
@@ -742,29 +739,3 @@ def simulate(seed: int, test: str, **overrides: Any) -> Simulation:
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda seed: f"seed={seed}")
 def test_simulation(seed: int) -> None:
     simulate(seed, "test_simulation")
-
-
-# --------------------------------------------------------------------------- known store bugs
-# Each is reproduced by a switch of ``Scenario`` that is off in the seeds above. Strict xfails:
-# once store.py is fixed they pass, pytest reports XPASS as a failure, and the switch can be
-# turned on in ``Scenario.draw`` (and the test deleted).
-def _known_bug(reason: str, seeds: list[int]) -> Any:
-    def mark(test: Any) -> Any:
-        test = pytest.mark.parametrize("seed", seeds, ids=lambda seed: f"seed={seed}")(test)
-        return pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=reason)(test)
-    return mark
-
-
-@_known_bug("an unknown SKU's rejection is not recorded: after the SKU is created, a redelivery "
-            "or retry of the command is decided again, and applied (seed 89: a receipt rejected "
-            "UNKNOWN_PRODUCT at p1@0 is applied when redelivered after a crash)", [89, 1])
-def test_known_bug_a_rejection_before_the_sku_exists_is_not_remembered(seed: int) -> None:
-    simulate(seed, "test_known_bug_a_rejection_before_the_sku_exists_is_not_remembered",
-             early_commands=True)
-
-
-@_known_bug("an unknown SKU's rejection is not recorded: a retry with a new issued_at gets a "
-            "rejection with the same event id and a different occurred_at", [0])
-def test_known_bug_a_retried_rejection_of_a_ghost_sku_is_re_stamped(seed: int) -> None:
-    simulate(seed, "test_known_bug_a_retried_rejection_of_a_ghost_sku_is_re_stamped",
-             restamped_ghost_retries=True)

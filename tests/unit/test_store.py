@@ -81,10 +81,20 @@ def test_a_retry_is_answered_even_after_later_commands():
     assert store.reservation(SKU, "res").state is ReservationState.COMMITTED
 
 
-def test_unknown_product_leaves_no_trace():
+def test_a_rejection_before_the_product_exists_is_remembered_after_it_is_created():
+    """Once the SKU exists, a redelivery (or retry) of the early command gets its first answer
+    and changes nothing; it used to be decided again, and applied."""
     table = RecordingTable()
-    StockStore(table).handle(cmd("x", AdjustStock("w", 5, "received")))
-    assert table == {}
+    store = StockStore(table)
+    early = cmd("early", AdjustStock("w", 5, "received"))
+    [rejected] = store.handle(early)
+    assert rejected.is_rejection and str(rejected.body.reason) == "UNKNOWN_PRODUCT"
+
+    store.handle(cmd("create", CreateProduct("Widget")))
+    assert store.handle(early) == [rejected]
+    assert store.sku(SKU).levels.get("w", Level(0, 0)) == Level(0, 0)
+    # A retry stamped later is still the same command: the same answer.
+    assert store.handle(Command("early", SKU, 99, early.body)) == [rejected]
 
 
 def test_the_window_forgets_old_commands_and_their_ended_reservations():
