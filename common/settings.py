@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Commands remembered per SKU for exactly-once effects; an id older than this many later
     # commands on the same SKU is forgotten (its reservation, if ended, too).
     dedup_window: int = 10_000
+    # How long the compacted changelog keeps a deleted key's tombstone; a worker's local state
+    # last written longer ago than this is rebuilt from scratch (streams/stock/local.py).
+    changelog_delete_retention_s: float = 86_400.0
     # A killed worker's partitions move after this long without heartbeats.
     broker_session_timeout_s: float = 10.0
     worker_web_port: int = 6066

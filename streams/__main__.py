@@ -34,7 +34,8 @@ def _split(args: list[str]) -> tuple[str, list[str]]:
 
 
 def _run_stock(args: list[str], settings: Settings) -> None:
-    claim_data_dir(Path(settings.worker_data_dir), asyncio.run(kafka_cluster_id(settings)))
+    claim_data_dir(Path(settings.worker_data_dir), asyncio.run(kafka_cluster_id(settings)),
+                   settings.changelog_delete_retention_s)
     # Imported late: faust binds the running loop on import.
     from streams.app import app
 

@@ -42,5 +42,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(STOCK_COMMANDS_DLQ, n),
         TopicSpec(STOCK_EVENTS_DLQ, n),
         # Compacted: the latest value of every key is the state; replaying it recovers the table.
-        TopicSpec(changelog_topic(settings), n, {"cleanup.policy": "compact"}),
+        TopicSpec(changelog_topic(settings), n, {
+            "cleanup.policy": "compact",
+            "delete.retention.ms": str(int(settings.changelog_delete_retention_s * 1000)),
+        }),
     ]

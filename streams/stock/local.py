@@ -15,14 +15,16 @@ faust's recovery, which replays the changelog from the stored offset, completes 
 Keys and values are stored exactly as they travel on the changelog (compact JSON), which is also
 what faust's recovery writes when it replays records.
 
-A data directory belongs to one Kafka cluster (``claim_data_dir``): state built from another
-cluster's changelog, with offsets that mean nothing here, is discarded and rebuilt.
+A data directory belongs to one Kafka cluster, and to a recent past (``claim_data_dir``): state
+built from another cluster's changelog, or too old for the changelog to complete it, is
+discarded and rebuilt.
 """
 from __future__ import annotations
 
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -75,19 +77,29 @@ def write_acknowledged(db: Rdict, offset_key: bytes, writes: Sequence[tuple[str,
     db.write(batch)
 
 
-def claim_data_dir(path: Path, cluster_id: str) -> bool:
-    """Keep ``path`` only if its state came from this cluster; returns whether it was discarded.
+def claim_data_dir(path: Path, cluster_id: str, max_age_s: float) -> bool:
+    """Keep ``path`` only if its state can still be completed; returns whether it was discarded.
 
-    A re-created broker (a new cluster id) starts its changelog at offset 0 again, and faust would
-    replay it on top of the old state."""
+    - From another cluster (a re-created broker starts its changelog at offset 0 again, and
+      faust would replay it on top of the old state).
+    - Last written more than ``max_age_s`` ago, the changelog's ``delete.retention.ms``: the
+      compaction may since have dropped tombstones (deleted keys) this state never saw."""
     marker = path / "kafka-cluster-id"
-    if marker.is_file() and marker.read_text().strip() == cluster_id:
-        return False
-    discarded = path.is_dir() and any(path.iterdir())
+    reason = _unusable(path, marker, cluster_id, max_age_s)
+    discarded = reason is not None and path.is_dir() and any(path.iterdir())
     if discarded:
-        log.warning("local state is not from this Kafka cluster; discarding it",
-                    extra={"data_dir": str(path), "cluster_id": cluster_id})
+        log.warning("discarding the local state; it is rebuilt from the changelog",
+                    extra={"data_dir": str(path), "reason": reason})
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     marker.write_text(cluster_id + "\n")
     return discarded
+
+
+def _unusable(path: Path, marker: Path, cluster_id: str, max_age_s: float) -> str | None:
+    if not marker.is_file() or marker.read_text().strip() != cluster_id:
+        return "not from this Kafka cluster"
+    written = [f.stat().st_mtime for f in path.rglob("*") if f.is_file() and f != marker]
+    if written and time.time() - max(written) > max_age_s:
+        return "older than the changelog keeps its tombstones"
+    return None

@@ -1,6 +1,9 @@
 """The stock table's local state (streams/stock/local.py) on a real RocksDB, opened as faust opens it."""
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from faust.stores.rocksdb import RocksDBOptions
 
@@ -8,6 +11,7 @@ from streams.stock.batch import TableBatch
 from streams.stock.local import PartitionState, claim_data_dir, encode, write_acknowledged
 
 OFFSET_KEY = b"__faust\x00offset__"
+DAY = 86_400.0
 
 
 @pytest.fixture
@@ -58,19 +62,35 @@ def test_the_state_is_read_by_key_only(db):
 
 def test_a_data_dir_is_kept_for_its_own_cluster_and_discarded_for_another(tmp_path):
     data = tmp_path / "worker"
-    assert claim_data_dir(data, "cluster-a") is False  # new and empty: nothing to discard
+    assert claim_data_dir(data, "cluster-a", DAY) is False  # new and empty: nothing to discard
     (data / "v1").mkdir()
     (data / "v1" / "state").write_text("built from cluster-a")
-    assert claim_data_dir(data, "cluster-a") is False
+    assert claim_data_dir(data, "cluster-a", DAY) is False
     assert (data / "v1" / "state").exists()
 
-    assert claim_data_dir(data, "cluster-b") is True
+    assert claim_data_dir(data, "cluster-b", DAY) is True
     assert not (data / "v1").exists()
-    assert claim_data_dir(data, "cluster-b") is False
+    assert claim_data_dir(data, "cluster-b", DAY) is False
 
 
 def test_a_data_dir_of_unknown_origin_is_discarded(tmp_path):
     data = tmp_path / "worker"
     (data / "v1").mkdir(parents=True)
-    assert claim_data_dir(data, "cluster-a") is True
+    assert claim_data_dir(data, "cluster-a", DAY) is True
     assert list(data.iterdir()) == [data / "kafka-cluster-id"]
+
+
+def test_a_data_dir_last_written_before_the_tombstone_retention_is_discarded(tmp_path):
+    data = tmp_path / "worker"
+    claim_data_dir(data, "cluster-a", DAY)
+    state = data / "v1" / "tables" / "stock-0.db" / "000001.sst"
+    state.parent.mkdir(parents=True)
+    state.write_text("built from cluster-a")
+    hours_ago = time.time() - 3 * 3600
+    os.utime(state, (hours_ago, hours_ago))
+    assert claim_data_dir(data, "cluster-a", DAY) is False, "written 3 h ago: still completable"
+
+    two_days_ago = time.time() - 2 * DAY
+    os.utime(state, (two_days_ago, two_days_ago))
+    assert claim_data_dir(data, "cluster-a", DAY) is True
+    assert not (data / "v1").exists()
