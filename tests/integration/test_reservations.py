@@ -5,6 +5,7 @@ import asyncio
 import json
 import uuid
 
+import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
@@ -150,34 +151,21 @@ async def _dead_lettered(settings, topic: str, dead_letters: str, key: bytes, va
         await stop_consumer(consumer)
 
 
-async def test_malformed_record_goes_to_the_dead_letter_topic_and_the_worker_keeps_running(
-        client, settings, engine, worker):
+@pytest.mark.parametrize("topic, dead_letters, reader", [
+    (STOCK_COMMANDS, STOCK_COMMANDS_DLQ, "worker"),  # an upstream producer's garbage command
+    (STOCK_EVENTS, STOCK_EVENTS_DLQ, "ledger"),      # a stray producer on the events topic
+], ids=["command-to-stock-worker", "event-to-ledger"])
+async def test_malformed_record_goes_to_the_dead_letter_topic_and_its_reader_keeps_running(
+        client, settings, engine, worker, request, topic, dead_letters, reader):
     sku = await create_stocked_product(client, 3)
     marker = f"garbage-{uuid.uuid4()}".encode()
-    found = await _dead_lettered(settings, STOCK_COMMANDS, STOCK_COMMANDS_DLQ, sku.encode(), marker)
+    found = await _dead_lettered(settings, topic, dead_letters, sku.encode(), marker)
     headers = dict(found.headers)
     assert b"SchemaError" in headers["error"]
-    assert headers["source"].startswith(STOCK_COMMANDS.encode())
+    assert headers["source"].startswith(topic.encode())
 
-    assert worker.alive
-    response = await client.post("/reservations", json={"product_id": sku, "order_id": "o", "quantity": 2})
-    assert response.status_code == 201, response.text
-    await assert_invariants(settings, engine, [sku])
-
-
-async def test_malformed_event_goes_to_the_events_dead_letter_topic_and_the_ledger_keeps_running(
-        client, settings, engine, worker, ledger):
-    """A record on stock-events that is not a stock event (a stray producer) is set aside by the
-    ledger worker; the events around it are still persisted."""
-    sku = await create_stocked_product(client, 3)
-    marker = f"not-an-event-{uuid.uuid4()}".encode()
-    found = await _dead_lettered(settings, STOCK_EVENTS, STOCK_EVENTS_DLQ, sku.encode(), marker)
-    headers = dict(found.headers)
-    assert b"SchemaError" in headers["error"]
-    assert headers["source"].startswith(STOCK_EVENTS.encode())
-
-    assert ledger.alive
-    # The API answers only once the ledger has persisted the decision (storage/sink.py).
+    assert request.getfixturevalue(reader).alive
+    # The API answers only once the decision is made and the ledger has persisted it.
     response = await client.post("/reservations", json={"product_id": sku, "order_id": "o", "quantity": 2})
     assert response.status_code == 201, response.text
     await assert_invariants(settings, engine, [sku])
