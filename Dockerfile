@@ -32,4 +32,5 @@ USER 10001:10001
 
 EXPOSE 8000
 
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+ENV INVENTORY_API_HOST=0.0.0.0
+CMD ["python", "-m", "api"]

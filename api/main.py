@@ -1,4 +1,4 @@
-"""The FastAPI app: ``uvicorn api.main:app``."""
+"""The FastAPI app, served by ``python -m api`` (api/__main__.py)."""
 from __future__ import annotations
 
 from contextlib import asynccontextmanager

@@ -133,8 +133,8 @@ class Bench:
 
     async def http(self) -> dict:
         port = self.args.api_port
-        api = self.child("api", "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                         "--port", str(port), "--no-access-log", env={"INVENTORY_LOG_LEVEL": "WARNING"})
+        api = self.child("api", "-m", "api", env={"INVENTORY_LOG_LEVEL": "WARNING",
+                                                  "INVENTORY_API_PORT": str(port)})
         url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=url) as client:
             for _ in range(120):

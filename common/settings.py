@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Idle keep-alive connections are closed after this long: longer than clients keep them
+    # (httpx 5 s, aiohttp 15 s), so a client never reuses one the server is closing (api/__main__.py).
+    api_keep_alive_s: int = 75
     command_timeout_s: float = 10.0
     default_warehouse: str = "default"
 

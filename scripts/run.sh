@@ -28,7 +28,7 @@ $PY -m streams ledger --loglevel info &
 LEDGER_PID=$!
 PORT=${INVENTORY_API_PORT:-8000}
 echo "[run] starting the API"
-$PY -m uvicorn api.main:app --host 127.0.0.1 --port "$PORT" --no-access-log &
+INVENTORY_API_PORT=$PORT $PY -m api &
 API_PID=$!
 for _ in $(seq 1 60); do
   curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break

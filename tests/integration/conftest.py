@@ -100,8 +100,8 @@ def logdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 async def api(settings, process_env, logdir):
     port = _free_port()
-    proc = Process("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                           "--port", str(port), "--no-access-log"], process_env, logdir)
+    env = {**process_env, "INVENTORY_API_HOST": "127.0.0.1", "INVENTORY_API_PORT": str(port)}
+    proc = Process("api", [sys.executable, "-m", "api"], env, logdir)
     proc.start()
     proc.base_url = f"http://127.0.0.1:{port}"
     try:

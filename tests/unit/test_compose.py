@@ -159,7 +159,9 @@ def test_commands():
         assert "streams" in command and role in command, \
             f"{name} command should run `python -m streams {role}`, got {command}"
     api = _command("api")
-    assert "api.main:app" in api, f"api command should serve api.main:app, got {api}"
+    assert api[-2:] == ["-m", "api"], f"api command should run `python -m api`, got {api}"
+    assert _env("api").get("INVENTORY_API_HOST") == "0.0.0.0", \
+        "in a container the API must listen beyond loopback (the port is published on 127.0.0.1)"
 
 
 def test_api_depends_on_servers_and_migration():
