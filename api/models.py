@@ -65,6 +65,10 @@ class ReservationIn(_Strict):
     reservation_id: str | None = Field(
         None, pattern=_ID, description="chosen by the server when absent", examples=["res-7731-1"])
     warehouse: str | None = Field(None, pattern=_ID, examples=["default"])
+    ttl_seconds: int | None = Field(
+        None, ge=1, le=30 * 86_400, examples=[900],
+        description="expires (its units available again) unless committed or released within "
+                    "this long; the server's default (15 minutes) when absent")
 
 
 class ReservationOut(BaseModel):
@@ -74,6 +78,7 @@ class ReservationOut(BaseModel):
     warehouse: str
     quantity: int
     state: str = Field(examples=["PENDING"])
+    expires_at: datetime | None = Field(None, description="when a pending reservation expires")
     command_id: str
     level: LevelOut
 
@@ -86,6 +91,7 @@ class ReservationStateOut(BaseModel):
     quantity: int
     state: str = Field(examples=["COMMITTED"])
     updated_at: datetime
+    expires_at: datetime | None = Field(None, description="when it expires (or expired) if pending")
 
 
 class PendingOut(BaseModel):

@@ -18,6 +18,7 @@ _REJECTIONS: dict[str, tuple[int, str]] = {
     RejectReason.UNKNOWN_RESERVATION: (404, "Unknown reservation"),
     RejectReason.RESERVATION_NOT_PENDING: (409, "Reservation not pending"),
     RejectReason.RESERVATION_EXISTS: (409, "Reservation exists"),
+    RejectReason.RESERVATION_EXPIRED: (409, "Reservation expired"),
     RejectReason.INVALID_QUANTITY: (422, "Invalid quantity"),
     RejectReason.OTHER: (422, "Invalid command"),
 }

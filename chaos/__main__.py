@@ -190,7 +190,7 @@ class Chaos:
     def verdict(self, table: dict, pg: dict, events: list[dict], seconds: float) -> dict:
         calls = [json.loads(line) for line in self.history.read_text().splitlines()]
         commands = [c for c in calls if c["op"] == "command" and "-seed-" not in c["id"]]
-        report = check(calls, events, table["reservations"])
+        report = check(calls, events, table["reservations"], now_ms=int(time.time() * 1000))
         problems = violations(table, pg)
         outcomes = {k: sum(c["outcome"] == k for c in commands) for k in ("ok", "fail", "unknown")}
         return {

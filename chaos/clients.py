@@ -109,7 +109,10 @@ class Clients:
         if held and roll < 0.40:
             held_sku, reservation = held.pop(rng.randrange(len(held)))
             return held_sku, Release(reservation) if roll < 0.28 else Commit(reservation)
-        return sku, Reserve(f"{name}-{n}", f"order-{name}", rng.choice(WAREHOUSES), rng.randint(1, 3))
+        # Half the holds expire on their own after a few seconds, kills and restarts included.
+        ttl_ms = rng.choice((0, 0, 2_000, 5_000))
+        return sku, Reserve(f"{name}-{n}", f"order-{name}", rng.choice(WAREHOUSES), rng.randint(1, 3),
+                            ttl_ms)
 
     async def client(self, index: int) -> None:
         rng = random.Random(self.args.seed * 1_000_003 + index)

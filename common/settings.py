@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # for a batch to fill: a hot SKU's state is written once per batch (streams/stock/batch.py).
     command_batch_size: int = 500
     command_batch_seconds: float = 0.002
+    # How often each worker writes the clock into its partitions: reservations expire at the
+    # first tick at or after their deadline (streams/stock/clock.py).
+    expiry_tick_s: float = 1.0
     # The ledger worker persists up to this many events per PostgreSQL transaction, gathering a
     # batch for at most this long.
     sink_batch_size: int = 500
@@ -70,6 +73,8 @@ class Settings(BaseSettings):
     # (httpx 5 s, aiohttp 15 s), so a client never reuses one the server is closing (api/__main__.py).
     api_keep_alive_s: int = 75
     command_timeout_s: float = 10.0
+    # A reservation made through the API expires after this long unless committed or released.
+    reservation_ttl_s: int = 900
     default_warehouse: str = "default"
 
     log_level: str = "INFO"

@@ -7,10 +7,16 @@ resolve it to theirs (added fields with defaults are dropped or filled). No sche
 
 Named types live one per file, ``<namespace>.<Name>.avsc``, which is how fastavro's
 ``load_schema`` resolves references between files.
+
+Every version of a top-level schema that has been released stays readable: its canonical form is
+kept in ``released/<name>.<fingerprint>.json`` and registered as a known writer, so records an
+older producer wrote (or that wait in a topic across an upgrade) still decode. Before changing a
+schema, add its current version there (``tests/unit/test_schemas.py`` checks they all resolve).
 """
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +31,13 @@ __all__ = [
     "EVENT_SCHEMA",
     "AvroCodec",
     "schema_fingerprint",
+    "released_writers",
     "command_codec",
     "event_codec",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
+RELEASED_DIR = SCHEMA_DIR / "released"
 COMMAND_SCHEMA = "inventory.commands.StockCommand"
 EVENT_SCHEMA = "inventory.events.StockEvent"
 _MAGIC = b"\xc3\x01"
@@ -88,12 +96,18 @@ class AvroCodec:
             raise SchemaError(f"cannot decode {self.schema['name']}: {exc}") from exc
 
 
+def released_writers(full_name: str) -> tuple[Any, ...]:
+    """The earlier released versions of a top-level schema (``released/``)."""
+    return tuple(json.loads(path.read_text())
+                 for path in sorted(RELEASED_DIR.glob(f"{full_name}.*.json")))
+
+
 _codecs: dict[str, AvroCodec] = {}
 
 
 def _codec(name: str) -> AvroCodec:
     if name not in _codecs:
-        _codecs[name] = AvroCodec(load(name))
+        _codecs[name] = AvroCodec(load(name), released_writers(name))
     return _codecs[name]
 
 

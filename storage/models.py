@@ -79,5 +79,6 @@ reservations = Table(
     Column("version", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),  # NULL: never
     Index("ix_reservations_sku", "sku"),
 )

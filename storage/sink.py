@@ -24,6 +24,7 @@ from storage.models import NOTIFY_CHANNEL, inventory_levels, inventory_transacti
 from streams.stock.records import (
     Committed,
     Event,
+    Expired,
     ProductCreated,
     Released,
     Reserved,
@@ -125,12 +126,19 @@ def _level_rows(events: list[Event]) -> list[dict[str, Any]]:
     ), ("sku", "warehouse"))
 
 
+def _deadline(event: Event) -> datetime | None:
+    # Only Reserved carries it; the upsert never overwrites it (the ending events lack it).
+    expires_at = getattr(event.body, "expires_at", 0)
+    return _ts(expires_at) if expires_at else None
+
+
 def _reservation_rows(events: list[Event]) -> list[dict[str, Any]]:
     return _latest((
         {"reservation_id": e.body.reservation_id, "order_id": e.body.order_id, "sku": e.sku,
          "warehouse": e.warehouse, "quantity": e.body.quantity, "state": str(e.body.state),
-         "version": e.seq, "created_at": _ts(e.occurred_at), "updated_at": _ts(e.occurred_at)}
-        for e in events if isinstance(e.body, (Reserved, Released, Committed))
+         "version": e.seq, "created_at": _ts(e.occurred_at), "updated_at": _ts(e.occurred_at),
+         "expires_at": _deadline(e)}
+        for e in events if isinstance(e.body, (Reserved, Released, Committed, Expired))
     ), ("reservation_id",))
 
 

@@ -40,6 +40,7 @@ def _run_stock(args: list[str], settings: Settings) -> None:
     from streams.app import app
 
     importlib.import_module("streams.stock.agents")  # registers the agent; the app does not scan
+    importlib.import_module("streams.stock.clock")  # and the timer that writes the ticks
 
     options = args or ["--loglevel", settings.log_level.lower()]
     # faust's CLI starts its web server unless told not to (and binds 0.0.0.0); nothing here uses it.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 
 from fastapi import APIRouter, Header, Path, status
 
@@ -21,7 +22,11 @@ def _out(event: dict, command_id: str) -> ReservationOut:
     return ReservationOut(reservation_id=body["reservation_id"], order_id=body["order_id"],
                           product_id=event["sku"], warehouse=event["warehouse"],
                           quantity=body["quantity"], state=body["state"], command_id=command_id,
-                          level=level_of(event))
+                          expires_at=_time(body.get("expires_at")), level=level_of(event))
+
+
+def _time(millis: int | None) -> datetime | None:
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc) if millis else None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ReservationOut,
@@ -39,8 +44,9 @@ async def reserve(request: ReservationIn, gateway: GatewayDep, engine: EngineDep
         existing = await get_reservation(conn, reservation_id)
     if existing is not None and existing["sku"] != request.product_id:
         raise Problem(409, "Reservation exists", f"reservation {reservation_id} is for another product")
+    ttl_s = request.ttl_seconds or settings.reservation_ttl_s
     body = Reserve(reservation_id, request.order_id, request.warehouse or settings.default_warehouse,
-                   request.quantity)
+                   request.quantity, ttl_ms=ttl_s * 1000)
     event = decided(await gateway.execute(command_id, request.product_id, body), command_id)
     return _out(event, command_id) if isinstance(event, dict) else event
 
@@ -54,7 +60,7 @@ async def get_reservation_state(engine: EngineDep, reservation_id: str = Reserva
         raise Problem(404, "Unknown reservation", f"no reservation {reservation_id}")
     return ReservationStateOut(product_id=row["sku"], **{
         k: row[k] for k in ("reservation_id", "order_id", "warehouse", "quantity", "state",
-                            "updated_at")})
+                            "updated_at", "expires_at")})
 
 
 async def _end(kind: type, reservation_id: str, gateway, engine, command_id: str, retry: bool):

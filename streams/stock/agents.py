@@ -26,7 +26,7 @@ from schemas import command_codec, event_codec
 from streams.app import app, settings, stock_commands, stock_commands_dlq
 from streams.stock.batch import DELETED, TableBatch
 from streams.stock.local import PartitionState, encode, write_acknowledged
-from streams.stock.records import Command, command_from_avro, event_to_avro
+from streams.stock.records import CLOCK_KEY, Command, Tick, command_from_avro, event_to_avro
 from streams.stock.store import StockStore
 from streams.topics import STOCK_EVENTS, STOCK_TABLE, changelog_topic
 
@@ -53,6 +53,8 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     if key is None or key.decode("utf-8", "replace") != command.sku:
         # The key decides the partition and so the writer: a mismatch would break single-writer.
         raise MalformedRecordError(f"record key {key!r} is not the command's SKU {command.sku!r}")
+    if (command.sku == CLOCK_KEY) != isinstance(command.body, Tick):
+        raise MalformedRecordError(f"only a Tick goes to {CLOCK_KEY}, and only there")
     return command
 
 

@@ -4,7 +4,8 @@
 of one partition's commands: reads see the batch's own writes, and the writes are kept in order.
 ``writes()`` is what goes to the changelog, in this order:
 
-1. every command record, reservation, window slot and eviction, in the order they were made;
+1. every other record (command records, reservations, window slots, expiry entries, ticks and
+   deletions), in the order they were made;
 2. then each SKU's state, once, with its value after the whole batch.
 
 The store's rule (a command's record before its SKU's state) still holds for every command, so a
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, MutableMapping
 
-__all__ = ["TableBatch", "DELETED"]
+__all__ = ["TableBatch", "DELETED", "items_between"]
 
 
 class _Deleted:
@@ -30,6 +31,14 @@ class _Deleted:
 
 DELETED: Any = _Deleted()
 _STATE_PREFIX = "s:"
+
+
+def items_between(base: Mapping[str, Any], low: str, high: str) -> list[tuple[str, Any]]:
+    """``base``'s items with keys in [low, high] in key order; a plain dict (tests) is scanned."""
+    scan = getattr(base, "items_between", None)
+    if scan is not None:
+        return list(scan(low, high))
+    return sorted((key, value) for key, value in base.items() if low <= key <= high)
 
 
 class TableBatch(MutableMapping[str, Any]):
@@ -80,6 +89,12 @@ class TableBatch(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         raise TypeError("a batch is read by key only")
+
+    def items_between(self, low: str, high: str) -> list[tuple[str, Any]]:
+        """The items with keys in [low, high] in key order, the batch's own writes included."""
+        merged = dict(items_between(self.base, low, high))
+        merged.update((k, v) for k, v in self.overlay.items() if low <= k <= high)
+        return sorted((k, v) for k, v in merged.items() if v is not DELETED)
 
     def _record(self, key: str, value: Any) -> None:
         self.overlay[key] = value

@@ -54,8 +54,18 @@ class PartitionState(Mapping[str, Any]):
             raise KeyError(key)
         return json.loads(raw)
 
+    def items_between(self, low: str, high: str) -> Iterator[tuple[str, Any]]:
+        """The items with keys in [low, high], in key order (a RocksDB range read)."""
+        # Compared as stored (JSON strings sort like the strings for the index's plain ASCII
+        # bounds), so the loop stops before keys that are not JSON, such as faust's offset key.
+        end = encode(high)
+        for raw_key, raw in self.db.items(from_key=encode(low)):
+            if raw_key > end:
+                return
+            yield json.loads(raw_key), json.loads(raw)
+
     def __iter__(self) -> Iterator[str]:
-        raise TypeError("the stock table is read by key only")
+        raise TypeError("the stock table is read by key only, or by range (items_between)")
 
     def __len__(self) -> int:
         raise TypeError("the stock table is read by key only")

@@ -3,6 +3,9 @@
 ``decide(state, command) -> events`` says what happens; ``evolve(state, event) -> state`` applies
 one fact. A SKU's state is the fold of its events, so a replay of the log decides the same way.
 Rejections are facts too (they carry the reason), but they change nothing, not even ``seq``.
+
+Time is data here too: a reservation's deadline is its command's ``issued_at`` plus its TTL, and
+it expires by an ``Expire`` whose ``issued_at`` is the time of a ``Tick`` read from the log.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from streams.stock.records import (
     CreateProduct,
     Event,
     EventBody,
+    Expire,
+    Expired,
     Level,
     Product,
     ProductCreated,
@@ -105,15 +110,18 @@ def _reserve(state: SkuState, command: Command, body: Reserve) -> list[Event]:
     if body.reservation_id in state.reservations:
         return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {body.reservation_id} exists")
     before = state.level(body.warehouse)
+    if body.ttl_ms < 0:
+        return rejected(RejectReason.OTHER, "ttl must not be negative")
     if before.available < body.quantity:
         return rejected(RejectReason.INSUFFICIENT_STOCK,
                         f"available {before.available}, asked {body.quantity}")
     after = Level(before.on_hand, before.reserved + body.quantity)
-    fact = Reserved(body.reservation_id, body.order_id, body.quantity)
+    expires_at = command.issued_at + body.ttl_ms if body.ttl_ms else 0
+    fact = Reserved(body.reservation_id, body.order_id, body.quantity, expires_at=expires_at)
     return [_event(state, command, fact, body.warehouse, after)]
 
 
-def _end_reservation(state: SkuState, command: Command, body: Release | Commit) -> list[Event]:
+def _end_reservation(state: SkuState, command: Command, body: Release | Commit | Expire) -> list[Event]:
     held = state.reservations.get(body.reservation_id)
     if held is None:
         return _reject(state, command, RejectReason.UNKNOWN_RESERVATION,
@@ -123,13 +131,24 @@ def _end_reservation(state: SkuState, command: Command, body: Release | Commit) 
         return _reject(state, command, RejectReason.RESERVATION_NOT_PENDING,
                        f"reservation {held.reservation_id} is {held.state}", held.warehouse,
                        held.reservation_id)
+    due = held.expires_at and held.expires_at <= command.issued_at
+    if isinstance(body, Expire) and not due:
+        return _reject(state, command, RejectReason.OTHER,
+                       f"reservation {held.reservation_id} is not due", held.warehouse,
+                       held.reservation_id)
+    if isinstance(body, Commit) and due:
+        # Too late to fulfil: the units are promised back; the next tick expires it.
+        return _reject(state, command, RejectReason.RESERVATION_EXPIRED,
+                       f"reservation {held.reservation_id} expired at {held.expires_at}",
+                       held.warehouse, held.reservation_id)
     before = state.level(held.warehouse)
     if isinstance(body, Commit):  # fulfilled: the held units leave the warehouse
         after = Level(before.on_hand - held.quantity, before.reserved - held.quantity)
         fact: EventBody = Committed(held.reservation_id, held.order_id, held.quantity)
-    else:  # released: the held units are available again
+    else:  # released or expired: the held units are available again
         after = Level(before.on_hand, before.reserved - held.quantity)
-        fact = Released(held.reservation_id, held.order_id, held.quantity)
+        ended = Expired if isinstance(body, Expire) else Released
+        fact = ended(held.reservation_id, held.order_id, held.quantity)
     return [_event(state, command, fact, held.warehouse, after)]
 
 
@@ -139,6 +158,7 @@ _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     Reserve: _reserve,
     Release: _end_reservation,
     Commit: _end_reservation,
+    Expire: _end_reservation,
 }
 
 
@@ -159,9 +179,14 @@ def evolve(state: SkuState, event: Event) -> SkuState:
         return SkuState(state.sku, product, state.levels, state.reservations, event.seq)
     levels = {**state.levels, event.warehouse: Level(event.on_hand, event.reserved)}
     reservations = state.reservations
-    if isinstance(body, (Reserved, Released, Committed)):
+    if isinstance(body, Reserved):
         held = Reservation(body.reservation_id, body.order_id, state.sku, event.warehouse,
-                           body.quantity, body.state)
+                           body.quantity, body.state, body.expires_at)
+        reservations = {**state.reservations, body.reservation_id: held}
+    elif isinstance(body, (Released, Committed, Expired)):
+        before = state.reservations.get(body.reservation_id)
+        held = Reservation(body.reservation_id, body.order_id, state.sku, event.warehouse,
+                           body.quantity, body.state, before.expires_at if before else 0)
         reservations = {**state.reservations, body.reservation_id: held}
     return SkuState(state.sku, state.product, levels, reservations, event.seq)
 

@@ -24,6 +24,9 @@ __all__ = [
     "Reserve",
     "Release",
     "Commit",
+    "Expire",
+    "Tick",
+    "CLOCK_KEY",
     "CommandBody",
     "Command",
     "ProductCreated",
@@ -31,6 +34,7 @@ __all__ = [
     "Reserved",
     "Released",
     "Committed",
+    "Expired",
     "ReservationRejected",
     "CommandRejected",
     "EventBody",
@@ -58,6 +62,7 @@ class RejectReason(StrEnum):
     UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
     RESERVATION_NOT_PENDING = "RESERVATION_NOT_PENDING"
     RESERVATION_EXISTS = "RESERVATION_EXISTS"
+    RESERVATION_EXPIRED = "RESERVATION_EXPIRED"
     INVALID_QUANTITY = "INVALID_QUANTITY"
     OTHER = "OTHER"
 
@@ -88,6 +93,7 @@ class Reservation:
     warehouse: str
     quantity: int
     state: ReservationState
+    expires_at: int = 0  # epoch ms; 0: never
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -128,6 +134,7 @@ class Reserve:
     order_id: str
     warehouse: str
     quantity: int
+    ttl_ms: int = 0  # expires this long after the command's issued_at; 0: never
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +147,22 @@ class Commit:
     reservation_id: str
 
 
-CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit]
+@dataclass(frozen=True, slots=True)
+class Expire:
+    """Decided by the worker itself for a reservation that is due, from a ``Tick`` in the log."""
+
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The clock in the log: what is due at or before the command's ``issued_at`` expires."""
+
+
+# A tick is a command on this pseudo-SKU (its record key), sent to an explicit partition.
+CLOCK_KEY = "__clock__"
+
+CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit, Expire, Tick]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +194,7 @@ class Reserved:
     order_id: str
     quantity: int
     state: ReservationState = ReservationState.PENDING
+    expires_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +211,14 @@ class Committed:
     order_id: str
     quantity: int
     state: ReservationState = ReservationState.COMMITTED
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    reservation_id: str
+    order_id: str
+    quantity: int
+    state: ReservationState = ReservationState.EXPIRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +240,8 @@ class CommandRejected:
 
 
 EventBody = Union[
-    ProductCreated, StockAdjusted, Reserved, Released, Committed, ReservationRejected, CommandRejected
+    ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
+    CommandRejected,
 ]
 
 
@@ -248,11 +280,12 @@ def event_id_for(command_id: str, index: int = 0) -> str:
 # ------------------------------------------------------------------------------ Avro mapping
 _COMMAND_NS = "inventory.commands."
 _EVENT_NS = "inventory.events."
-_COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit)}
+# Expire is not among them: only the worker decides it, from a Tick.
+_COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit, Tick)}
 _EVENT_BODIES = {
     cls.__name__: cls
     for cls in (
-        ProductCreated, StockAdjusted, Reserved, Released, Committed, ReservationRejected,
+        ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
         CommandRejected,
     )
 }

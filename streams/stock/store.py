@@ -6,12 +6,23 @@ The table is any ``MutableMapping`` (a faust Table in the worker, a dict in test
 - ``r:<sku>:<reservation>`` one reservation (ids are the SKU's: the same id on two SKUs is two)
 - ``c:<sku>:<command>``  a decided command: its events, so a retry re-announces the same outcome
 - ``k:<sku>:<slot>``     a ring of the last ``window`` command ids per SKU, to forget older ones
+- ``x:<due>:<sku>:<reservation>`` ``[sku, reservation]`` of a reservation with a TTL, the keys
+  ordered by deadline (epoch ms)
+- ``t:<time>:<tick>``    a tick of the clock and the index entries it found due (kept an hour)
 
 Every write of one command goes to the same changelog partition (faust sends a table change to
 the partition of the event being processed), and a Kafka partition keeps order, so after a crash
 the changelog holds a *prefix* of a command's writes. The command record is written first and
 the SKU last; a redelivered command whose record survived but whose SKU write did not is
 completed from the record. Nothing is applied twice, nothing acknowledged is lost.
+
+Expiry follows the clock in the log: a ``Tick`` (a command on the pseudo-SKU ``__clock__``) at
+time T turns every index entry due by T into an ``Expire`` command of the reservation's SKU,
+with a deterministic id (``expire:<due>:<sku>:<reservation>``), decided (and remembered) like
+any other command; an entry whose reservation already ended some other way is just dropped.
+The tick is recorded first, with the entries it found: a redelivered tick so handles the same
+ones (whatever became of the index), completes what a crash cut short, and answers with the
+same events, which the first delivery may never have published.
 
 A command for a SKU that does not exist is recorded like any other (its UNKNOWN_PRODUCT
 rejection), so that it keeps that answer once the SKU is created. The cost: a SKU that is never
@@ -23,6 +34,7 @@ from __future__ import annotations
 import logging
 from typing import Any, MutableMapping
 
+from streams.stock.batch import items_between
 from streams.stock.logic import decide, fold
 from streams.stock.records import (
     Command,
@@ -35,13 +47,17 @@ from streams.stock.records import (
     Reservation,
     ReservationState,
     Reserve,
+    Reserved,
     Commit,
+    Expire,
+    Expired,
     SkuState,
+    Tick,
     event_from_avro,
     event_to_avro,
 )
 
-__all__ = ["StockStore"]
+__all__ = ["StockStore", "expire_id"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,35 @@ def _command_key(sku: str, command_id: str) -> str:
 
 def _slot_key(sku: str, slot: int) -> str:
     return f"k:{sku}:{slot}"
+
+
+_EXPIRY = "x:"
+
+
+def _expiry_key(sku: str, reservation_id: str, due: int) -> str:
+    # Zero-padded, so the keys sort by deadline (13 digits of epoch ms last until the year 2286).
+    return f"{_EXPIRY}{due:013d}:{sku}:{reservation_id}"
+
+
+def _upto(prefix: str, at: int) -> str:
+    """The upper bound of the index keys due (or ticks made) at or before ``at``: ';' sorts
+    right after ':'."""
+    return f"{prefix}{max(at, 0):013d};"
+
+
+_TICK = "t:"
+# A tick's record is needed while the tick may be redelivered: until its offset is committed.
+TICK_RECORD_RETENTION_MS = 3_600_000
+
+
+def expire_id(entry: str) -> str:
+    """The command id of an expiry: unique to the SKU, the reservation and its deadline, so its
+    event id never collides with another SKU's (reservation ids are per SKU) or a reused id's."""
+    return "expire:" + entry.removeprefix(_EXPIRY)
+
+
+def _tick_key(at: int, tick_id: str) -> str:
+    return f"{_TICK}{max(at, 0):013d}:{tick_id}"
 
 
 def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
@@ -83,12 +128,12 @@ def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
 
 def _dump_reservation(r: Reservation) -> dict[str, Any]:
     return {"id": r.reservation_id, "order": r.order_id, "sku": r.sku, "wh": r.warehouse,
-            "qty": r.quantity, "state": str(r.state)}
+            "qty": r.quantity, "state": str(r.state), "exp": r.expires_at}
 
 
 def _load_reservation(data: dict[str, Any]) -> Reservation:
     return Reservation(data["id"], data["order"], data["sku"], data["wh"], data["qty"],
-                       ReservationState(data["state"]))
+                       ReservationState(data["state"]), data.get("exp", 0))
 
 
 class StockStore:
@@ -117,6 +162,8 @@ class StockStore:
     # ----------------------------------------------------------------------------- writes
     def handle(self, command: Command) -> list[Event]:
         """The events of ``command``: decided now, or the remembered ones if it was seen before."""
+        if isinstance(command.body, Tick):
+            return self._tick(command)
         record = self.table.get(_command_key(command.sku, command.command_id))
         if record is not None:
             return self._redeliver(command, record)
@@ -127,7 +174,7 @@ class StockStore:
         # created, a redelivery or retry of this command must get the same answer, not a new one.
         record = self._record(command, events, recorded + 1)
         self.table[_command_key(command.sku, command.command_id)] = record
-        self._write(state, after, command, record)
+        self._write(state, after, command, record, events)
         return events
 
     def _record(self, command: Command, events: list[Event], number: int) -> dict[str, Any]:
@@ -135,10 +182,14 @@ class StockStore:
         return {"n": number, "events": [event_to_avro(e) for e in events], "evict": evicted}
 
     def _write(self, before: SkuState, after: SkuState, command: Command,
-               record: dict[str, Any]) -> None:
+               record: dict[str, Any], events: list[Event]) -> None:
         for rid, held in after.reservations.items():
             if before.reservations.get(rid) != held:
                 self.table[_reservation_key(held.sku, rid)] = _dump_reservation(held)
+        for event in events:  # also when completing a redelivery: the entry may not have survived
+            if isinstance(event.body, Reserved) and event.body.expires_at:
+                key = _expiry_key(event.sku, event.body.reservation_id, event.body.expires_at)
+                self.table[key] = [event.sku, event.body.reservation_id]
         self.table[_slot_key(command.sku, record["n"] % self.window)] = command.command_id
         self.table[_sku_key(command.sku)] = _dump_sku(after, record["n"])
         if record["evict"]:
@@ -150,11 +201,40 @@ class StockStore:
         if recorded < record["n"]:
             # The crash came between the record and the SKU write: finish the command.
             log.warning("completing a partly written command", extra={"command_id": command.command_id})
-            self._write(state, fold(state, events), command, record)
+            self._write(state, fold(state, events), command, record, events)
         elif recorded == record["n"] and record["evict"]:
             # It was the SKU's last command: its eviction may not have been written yet.
             self._forget(command.sku, record["evict"])
         return events
+
+    def _tick(self, tick: Command) -> list[Event]:
+        """Expire every reservation due at or before the tick's time, in deadline order.
+
+        The tick is recorded first with the entries it found, so a redelivery handles the same
+        ones and answers with the same events, even for entries whose deletion survived."""
+        at = tick.issued_at
+        key = _tick_key(at, tick.command_id)
+        record = self.table.get(key)
+        if record is None:
+            record = {"due": [[k, sku, rid] for k, (sku, rid) in
+                              items_between(self.table, _EXPIRY, _upto(_EXPIRY, at))]}
+            self.table[key] = record
+        events: list[Event] = []
+        for entry, sku, reservation_id in record["due"]:
+            expire = Command(expire_id(entry), sku, at, Expire(reservation_id), "clock")
+            if self._expiry_pending(expire):
+                events.extend(self.handle(expire))
+            self.table.pop(entry, None)
+        for old, _ in items_between(self.table, _TICK, _upto(_TICK, at - TICK_RECORD_RETENTION_MS)):
+            self.table.pop(old, None)
+        return events
+
+    def _expiry_pending(self, expire: Command) -> bool:
+        """Whether the expiry is still to decide, or was decided and may need completing."""
+        if self.table.get(_command_key(expire.sku, expire.command_id)) is not None:
+            return True
+        held = self.reservation(expire.sku, expire.body.reservation_id)
+        return held is not None and held.state is ReservationState.PENDING
 
     def _forget(self, sku: str, command_id: str) -> None:
         """Drop a command that fell out of the window, and the reservation it ended, if any.
@@ -163,11 +243,11 @@ class StockStore:
         key = _command_key(sku, command_id)
         for data in (self.table.get(key) or {}).get("events", ()):
             event = event_from_avro(data)
-            if isinstance(event.body, (Released, Committed)):
+            if isinstance(event.body, (Released, Committed, Expired)):
                 self.table.pop(_reservation_key(sku, event.body.reservation_id), None)
         self.table.pop(key, None)
 
 
 def _reservation_id(command: Command) -> str | None:
     body = command.body
-    return body.reservation_id if isinstance(body, (Reserve, Release, Commit)) else None
+    return body.reservation_id if isinstance(body, (Reserve, Release, Commit, Expire)) else None

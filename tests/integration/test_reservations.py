@@ -52,6 +52,36 @@ async def test_the_same_command_id_five_times_yields_one_reservation(client, set
     assert len(pg["reservations"]) == 1
 
 
+async def test_a_reservation_expires_after_its_ttl_and_its_units_are_reservable_again(
+        client, settings, engine):
+    sku = await create_stocked_product(client, 3)
+    short = await client.post("/reservations", json={
+        "product_id": sku, "order_id": "o-short", "quantity": 2, "ttl_seconds": 1})
+    kept = await client.post("/reservations", json={"product_id": sku, "order_id": "o-kept", "quantity": 1})
+    assert short.status_code == kept.status_code == 201, (short.text, kept.text)
+    assert short.json()["expires_at"] is not None
+    refused = await client.post("/reservations", json={"product_id": sku, "order_id": "o-2", "quantity": 1})
+    assert refused.status_code == 409
+
+    short_id = short.json()["reservation_id"]
+    for _ in range(100):  # the worker's clock ticks every second
+        state = (await client.get(f"/reservations/{short_id}")).json()["state"]
+        if state == "EXPIRED":
+            break
+        await asyncio.sleep(0.1)
+    assert state == "EXPIRED"
+    late = await client.post(f"/reservations/{short_id}/commit")
+    assert late.status_code == 409, late.text
+
+    again = await client.post("/reservations", json={"product_id": sku, "order_id": "o-3", "quantity": 2})
+    assert again.status_code == 201, again.text
+    assert (await client.get(f"/reservations/{kept.json()['reservation_id']}")).json()["state"] == "PENDING"
+    inventory = (await client.get(f"/inventory/{sku}")).json()
+    assert inventory["totals"] == {"available": 0, "reserved": 3, "total": 3}
+    pg = await assert_invariants(settings, engine, [sku])
+    assert pg["reservations"][short_id] == (sku, "EXPIRED")
+
+
 async def test_release_and_commit_change_levels_and_reads_see_acknowledged_writes(client, settings, engine):
     sku = await create_stocked_product(client, 10)
     first = (await client.post("/reservations", json={"product_id": sku, "order_id": "o1", "quantity": 3})).json()

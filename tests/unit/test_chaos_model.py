@@ -9,9 +9,12 @@ def _cmd(cid, body, accepted=True, outcome="ok", kind=""):
             "outcome": outcome, "kind": kind}
 
 
-def _event(cid, kind, seq, wh="", on_hand=0, reserved=0):
+def _event(cid, kind, seq, wh="", on_hand=0, reserved=0, at=0, expires_at=0, sender="chaos",
+           reservation_id=""):
     return {"command_id": cid, "sku": "S", "type": kind, "seq": seq, "warehouse": wh,
-            "on_hand": on_hand, "reserved": reserved}
+            "on_hand": on_hand, "reserved": reserved, "occurred_at": at, "sender": sender,
+            "body": (f"inventory.events.{kind}", {"expires_at": expires_at,
+                                                   "reservation_id": reservation_id})}
 
 
 def _clean():
@@ -57,3 +60,37 @@ def test_flags_lost_duplicated_oversold_stale_reads_and_vanished_reservations():
 
     calls, events, _ = _clean()
     assert check(calls, events, {}).history_anomalies == 1  # pending r1 vanished
+
+
+def _expiring(expire_at: int, commit_at: int | None = None):
+    """r1 (2 units, TTL 1 s from t=1000), then the clock's expiry at ``expire_at``."""
+    calls, events, _ = _clean()
+    calls[2]["body"]["ttl_ms"] = 1_000
+    events[2] = _event("c3", "Reserved", 3, "w", 2, 2, at=1_000, expires_at=2_000)
+    events.append(_event("expire:0000000002000:S:r1", "Expired", 4, "w", 2, 0, at=expire_at,
+                         sender="clock", reservation_id="r1"))
+    if commit_at is not None:
+        calls.append(_cmd("c5", {"type": "Commit", "reservation_id": "r1"}, kind="Committed"))
+        events.insert(4, _event("c5", "Committed", 4, "w", 0, 0, at=commit_at))
+    return calls, events, {"r1": ("S", "EXPIRED")}
+
+
+def test_an_expiry_at_or_after_the_deadline_is_clean_and_before_it_is_flagged():
+    report = check(*_expiring(2_000), now_ms=10**9)
+    assert (report.lost, report.duplicated, report.history_anomalies) == (0, 0, 0), report.examples
+    assert check(*_expiring(1_999)).history_anomalies >= 1
+
+
+def test_a_commit_after_the_deadline_must_be_refused():
+    report = check(*_expiring(2_500, commit_at=2_000))
+    assert any("decided Committed, the model says CommandRejected" in e for e in report.examples), \
+        report.examples
+
+
+def test_a_reservation_long_past_its_deadline_that_never_expired_is_flagged():
+    calls, events, _ = _expiring(2_000)
+    events.pop()
+    table = {"r1": ("S", "PENDING")}
+    assert check(calls, events, table, now_ms=2_000 + 30_000).history_anomalies == 0
+    report = check(calls, events, table, now_ms=2_000 + 120_000)
+    assert report.history_anomalies == 1 and "never expired" in report.examples[0]

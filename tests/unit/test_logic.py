@@ -12,6 +12,8 @@ from streams.stock.records import (
     Commit,
     Committed,
     CreateProduct,
+    Expire,
+    Expired,
     Level,
     RejectReason,
     Release,
@@ -118,6 +120,50 @@ def test_event_ids_are_deterministic():
     assert first[0].event_id == event_id_for("same")
 
 
+# -------------------------------------------------------------------------------- expiry
+def test_a_reservation_with_a_ttl_is_due_at_issued_at_plus_ttl():
+    state, [event] = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2, ttl_ms=1_000), 10_000))
+    assert event.body.expires_at == 11_000
+    assert state.reservations["res"].expires_at == 11_000
+    _, [forever] = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2), 10_000))
+    assert forever.body.expires_at == 0
+
+
+def test_expire_before_the_deadline_is_refused_and_at_it_returns_the_units():
+    state, _ = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2, ttl_ms=1_000), 10_000))
+    early, [refused] = run(state, cmd("x1", Expire("res"), 10_999))
+    assert isinstance(refused.body, CommandRejected) and early == state
+    after, [expired] = run(state, cmd("x2", Expire("res"), 11_000))
+    assert isinstance(expired.body, Expired) and expired.reserved_delta == -2
+    assert after.level("north") == Level(5, 0)
+    assert after.reservations["res"].state is ReservationState.EXPIRED
+
+
+def test_a_reservation_without_a_ttl_never_expires():
+    state, _ = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2), 10_000))
+    _, [refused] = run(state, cmd("x", Expire("res"), 10**12))
+    assert isinstance(refused.body, CommandRejected)
+
+
+def test_commit_after_the_deadline_is_refused_release_is_not():
+    state, _ = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2, ttl_ms=1_000), 10_000))
+    _, [late] = run(state, cmd("c", Commit("res"), 11_000))
+    assert late.body.reason is RejectReason.RESERVATION_EXPIRED
+    _, [in_time] = run(state, cmd("c", Commit("res"), 10_999))
+    assert isinstance(in_time.body, Committed)
+    released, [release] = run(state, cmd("l", Release("res"), 20_000))
+    assert isinstance(release.body, Released) and released.level("north") == Level(5, 0)
+
+
+def test_an_ended_reservation_does_not_expire_and_a_negative_ttl_is_refused():
+    state, _ = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2, ttl_ms=1_000), 10_000),
+                   cmd("c", Commit("res"), 10_500))
+    _, [refused] = run(state, cmd("x", Expire("res"), 12_000))
+    assert refused.body.reason is RejectReason.RESERVATION_NOT_PENDING
+    _, [negative] = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2, ttl_ms=-1), 10_000))
+    assert isinstance(negative.body, ReservationRejected)
+
+
 # ----------------------------------------------------------------------------- properties
 quantities = st.integers(min_value=-3, max_value=6)
 reservation_ids = st.sampled_from([f"res-{i}" for i in range(6)])
@@ -125,9 +171,11 @@ warehouses = st.sampled_from(WAREHOUSES)
 bodies = st.one_of(
     st.builds(CreateProduct, st.sampled_from(["Shirt", ""])),
     st.builds(AdjustStock, warehouses, quantities, st.just("adjust")),
-    st.builds(Reserve, reservation_ids, st.just("order"), warehouses, quantities),
+    st.builds(Reserve, reservation_ids, st.just("order"), warehouses, quantities,
+              st.sampled_from([0, 0, 1, 3, 10, -1])),
     st.builds(Release, reservation_ids),
     st.builds(Commit, reservation_ids),
+    st.builds(Expire, reservation_ids),
 )
 command_lists = st.lists(bodies, min_size=1, max_size=60).map(
     lambda bs: [cmd(f"c{i}", b, issued_at=i) for i, b in enumerate(bs)])
@@ -173,5 +221,6 @@ def test_ledger_deltas_sum_to_levels(commands):
 @given(command_lists)
 def test_each_reservation_ends_at_most_once(commands):
     _, events = run(SkuState(SKU), *commands)
-    ended = [e.body.reservation_id for e in events if isinstance(e.body, (Committed, Released))]
+    ended = [e.body.reservation_id for e in events
+             if isinstance(e.body, (Committed, Released, Expired))]
     assert len(ended) == len(set(ended))

@@ -8,7 +8,10 @@ import pytest
 from fastavro import parse_schema
 
 from common.errors import SchemaError, UnknownSchemaError
-from schemas import SCHEMA_DIR, AvroCodec, command_codec, event_codec, load
+from schemas import (
+    COMMAND_SCHEMA, EVENT_SCHEMA, SCHEMA_DIR, AvroCodec, command_codec, event_codec, load,
+    released_writers,
+)
 from streams.stock.records import (
     AdjustStock, Command, CommandRejected, Event, RejectReason, Reserve, Reserved,
     command_from_avro, command_to_avro, event_from_avro, event_to_avro,
@@ -75,3 +78,17 @@ def test_truncated_record_raises_schema_error():
     data = command_codec().encode(command_to_avro(Command("c", "S", 1, Reserve("r", "o", "w", 1))))
     with pytest.raises(SchemaError):
         command_codec().decode(data[:-3])
+
+
+@pytest.mark.parametrize("name, to_avro, record", [
+    (COMMAND_SCHEMA, command_to_avro, Command("c", "SKU-1", 1, Reserve("r", "o", "w", 2))),
+    (EVENT_SCHEMA, event_to_avro, Event("e", "c", "SKU-1", 1, 1, "w", 5, 2, Reserved("r", "o", 2))),
+])
+def test_records_of_every_released_schema_version_still_decode(name, to_avro, record):
+    released = released_writers(name)
+    assert released, f"no released version of {name} in schemas/released/"
+    current = AvroCodec(load(name), released)
+    for writer_schema in released:
+        old = AvroCodec(parse_schema(writer_schema, _write_hint=False))
+        decoded = current.decode(old.encode(to_avro(record)))
+        assert decoded["command_id"] == "c" and decoded["body"][1]["quantity"] == 2

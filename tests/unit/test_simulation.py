@@ -8,8 +8,11 @@ The model
 ---------
 - **Clients** append commands to the partition logs (a SKU's partition is fixed) in a random
   interleaving: CreateProduct, AdjustStock (receipts, removals, invalid ones), Reserve (two
-  warehouses, fresh and reused reservation ids), Release and Commit (of live, ended, foreign and
-  unknown reservations), some for a *ghost* SKU that nobody creates. They also retry: re-append
+  warehouses, fresh and reused reservation ids, some with a TTL), Release and Commit (of live,
+  ended, foreign and unknown reservations), some for a *ghost* SKU that nobody creates. Time is
+  the client's step count (``issued_at``).
+- **The clock** appends a ``Tick`` to a partition now and then, as the worker's timer does:
+  every reservation due by then expires, in deadline order. They also retry: re-append
   an earlier command with the same command id, sometimes much later, sometimes re-stamped (a
   new ``issued_at``, as a retry through the API with the same Idempotency-Key would be).
 - **Logs**: one list of entries per partition, the Kafka topic partition the workers consume.
@@ -27,7 +30,8 @@ The model
   a worker gave counts as emitted: it may have reached ``stock-events`` before the crash.
 - **The reference** (``Reference``) is the specification: each distinct command once, in order
   of first appearance, decided by ``logic.decide``/``evolve`` on a fresh state and cross-checked
-  by ``TinySku``, an independent restatement of the rules. It includes what store.py says of its
+  by ``TinySku``, an independent restatement of the rules; a tick is the ``Expire`` of every
+  pending reservation of its partition due by its time, in deadline order. It includes what store.py says of its
   memory: per SKU only the last ``window`` recorded commands are remembered, a reservation is
   forgotten with the command that ended it, and a command on a SKU that does not exist is not
   recorded at all.
@@ -68,17 +72,21 @@ from streams.stock.records import (
     CommandBody,
     Commit,
     Committed,
+    CLOCK_KEY,
     CreateProduct,
     Event,
+    Expire,
+    Expired,
     Release,
     Released,
     Reservation,
     ReservationState,
     Reserve,
     SkuState,
+    Tick,
     event_id_for,
 )
-from streams.stock.store import StockStore
+from streams.stock.store import StockStore, expire_id
 
 TEST_FILE = "tests/unit/test_simulation.py"
 SEEDS = range(int(os.environ.get("SIM_SEEDS", "100")))  # a soak: SIM_SEEDS=5000 pytest ...
@@ -104,6 +112,7 @@ class Scenario:
     crash_rate: float  # per scheduler step: a crash at a random moment
     mid_command_crash: float  # per command: a crash while its writes are still being sent
     crash_budget: int
+    tick_rate: float = 0.05  # per client step: the clock writes a tick into a partition
     # Drawn per seed (each once hid a store bug):
     early_commands: bool = False  # commands for a SKU before its CreateProduct is in the log
     shared_reservation_ids: bool = False  # one reservation id used on two SKUs
@@ -146,6 +155,8 @@ class Clients:
         self.reservation_ids: dict[str, list[str]] = defaultdict(list)  # per SKU, in use
         self.sent: dict[str, list[tuple[int, int]]] = defaultdict(list)  # (partition, offset)
         self.fresh: dict[str, list[int]] = defaultdict(list)  # per SKU: offsets of new commands
+        self.deadlines: dict[str, list[int]] = defaultdict(list)  # per SKU: of holds with a TTL
+        self.ticks: dict[int, list[tuple[int, int]]] = defaultdict(list)  # (offset, time)
         self.count = 0
 
     def send(self) -> str:
@@ -182,8 +193,13 @@ class Clients:
 
         The SKU's new commands since ``offset``, plus up to ``max_uncommitted`` later ones that a
         redelivery may find already written, must stay within the window (counted per SKU)."""
-        offsets = self.fresh[self.logs[partition][offset].command.sku]
+        sku = self.logs[partition][offset].command.sku
+        offsets = self.fresh[sku]
         since = len(offsets) - bisect.bisect_right(offsets, offset)
+        # Expiries are recorded as the SKU's commands too: any hold not yet due at the last
+        # tick before ``offset`` may expire after it.
+        ticked = max((at for o, at in self.ticks[partition] if o < offset), default=-1)
+        since += sum(1 for deadline in self.deadlines[sku] if deadline > ticked)
         return since + self.scenario.max_uncommitted < self.scenario.window
 
     def _restamp(self, command: Command) -> Command:
@@ -226,7 +242,17 @@ class Clients:
         roll = self.rng.random()
         quantity = self.rng.randint(-1, 0) if roll < 0.05 else self.rng.randint(1, 6)
         rid = self._reservation_id(sku)
-        return Reserve(rid, f"order-{self.count}", self._warehouse(), quantity)
+        ttl = self.rng.choice((0, 0, 5, 20, 60))  # in steps of the clients' clock
+        if ttl:
+            self.deadlines[sku].append(self.count + ttl)
+        return Reserve(rid, f"order-{self.count}", self._warehouse(), quantity, ttl)
+
+    def tick(self, partition: int) -> str:
+        """The clock's tick at the current time, as a worker's timer writes it."""
+        at = self.count
+        self.ticks[partition].append((len(self.logs[partition]), at))
+        return self._append(partition, Command(f"tick:{partition}:{at}", CLOCK_KEY, at, Tick(),
+                                               "clock"), -1, "clock")
 
     def _reservation_id(self, sku: str) -> str:
         mine, roll = self.reservation_ids[sku], self.rng.random()
@@ -371,21 +397,26 @@ class TinySku:
     exists: bool = False
     seq: int = 0
     stock: dict[str, list[int]] = field(default_factory=dict)  # warehouse -> [on_hand, reserved]
-    holds: dict[str, list[Any]] = field(default_factory=dict)  # id -> [warehouse, quantity, state]
+    # id -> [warehouse, quantity, state, deadline (0: none)]
+    holds: dict[str, list[Any]] = field(default_factory=dict)
 
-    def apply(self, body: CommandBody) -> str:
+    def apply(self, command: Command) -> str:
         """Apply one command; the outcome is the accepted event's type or the rejection reason."""
+        body = command.body
         if isinstance(body, CreateProduct):
             return self._create(body)
-        if isinstance(body, (Release, Commit)):
-            return self._end(body)
+        if isinstance(body, (Release, Commit, Expire)):
+            return self._end(body, command.issued_at)
+        if isinstance(body, Reserve) and body.ttl_ms < 0 and self.exists and body.quantity > 0 \
+                and body.warehouse and body.reservation_id not in self.holds:
+            return "OTHER"
         if not self.exists:
             return "UNKNOWN_PRODUCT"
         if body.quantity == 0 or (isinstance(body, Reserve) and body.quantity < 0):
             return "INVALID_QUANTITY"
         if not body.warehouse:
             return "OTHER"
-        return self._adjust(body) if isinstance(body, AdjustStock) else self._reserve(body)
+        return self._adjust(body) if isinstance(body, AdjustStock) else self._reserve(body, command.issued_at)
 
     def _create(self, body: CreateProduct) -> str:
         if self.exists:
@@ -403,30 +434,37 @@ class TinySku:
         self.seq += 1
         return "StockAdjusted"
 
-    def _reserve(self, body: Reserve) -> str:
+    def _reserve(self, body: Reserve, now: int) -> str:
         if body.reservation_id in self.holds:
             return "RESERVATION_EXISTS"
         level = self.stock.setdefault(body.warehouse, [0, 0])
         if level[0] - level[1] < body.quantity:
             return "INSUFFICIENT_STOCK"
         level[1] += body.quantity
-        self.holds[body.reservation_id] = [body.warehouse, body.quantity, "PENDING"]
+        deadline = now + body.ttl_ms if body.ttl_ms else 0
+        self.holds[body.reservation_id] = [body.warehouse, body.quantity, "PENDING", deadline]
         self.seq += 1
         return "Reserved"
 
-    def _end(self, body: Release | Commit) -> str:
+    def _end(self, body: Release | Commit | Expire, now: int) -> str:
         hold = self.holds.get(body.reservation_id)
         if hold is None:
             return "UNKNOWN_RESERVATION"
         if hold[2] != "PENDING":
             return "RESERVATION_NOT_PENDING"
+        due = 0 < hold[3] <= now
+        if isinstance(body, Expire) and not due:
+            return "OTHER"
+        if isinstance(body, Commit) and due:
+            return "RESERVATION_EXPIRED"
         level, quantity = self.stock[hold[0]], hold[1]
         level[1] -= quantity
         if isinstance(body, Commit):
             level[0] -= quantity
-        hold[2] = "COMMITTED" if isinstance(body, Commit) else "RELEASED"
+        outcome = type(body).__name__ + ("ted" if isinstance(body, Commit) else "d")
+        hold[2] = outcome.upper()
         self.seq += 1
-        return "Committed" if isinstance(body, Commit) else "Released"
+        return outcome
 
 
 class Reference:
@@ -437,7 +475,7 @@ class Reference:
     not exist (yet) included; a reservation is forgotten with the command that ended it."""
 
     def __init__(self, scenario: Scenario, logs: list[list[Entry]]) -> None:
-        self.window = scenario.window
+        self.scenario, self.window = scenario, scenario.window
         self.states = {sku: SkuState(sku) for sku in scenario.skus + scenario.ghosts}
         self.tiny = {sku: TinySku() for sku in self.states}
         self.remembered: dict[str, deque[tuple[str, str | None]]] = defaultdict(deque)
@@ -454,16 +492,35 @@ class Reference:
         return bisect.bisect_right(self.recorded[sku], offset)
 
     def _apply(self, offset: int, command: Command) -> None:
+        if isinstance(command.body, Tick):
+            self._tick(offset, command)
+            return
+        self.outcomes[command.command_id] = self._decide(offset, command)
+
+    def _tick(self, offset: int, tick: Command) -> None:
+        """Every pending reservation of the tick's partition due by its time, by deadline."""
+        partition, at = int(tick.command_id.split(":")[1]), tick.issued_at
+        due = sorted((f"x:{r.expires_at:013d}:{sku}:{rid}", sku, rid)
+                     for sku, state in self.states.items()
+                     if self.scenario.partition_of(sku) == partition
+                     for rid, r in state.reservations.items()
+                     if r.state is ReservationState.PENDING and 0 < r.expires_at <= at)
+        events: list[Event] = []
+        for entry, sku, rid in due:
+            events.extend(self._decide(offset, Command(expire_id(entry), sku, at, Expire(rid), "clock")))
+        self.outcomes[tick.command_id] = events
+
+    def _decide(self, offset: int, command: Command) -> list[Event]:
         state = self.states[command.sku]
         events = decide(state, command)
         self._cross_check(command, events)
-        self.outcomes[command.command_id] = events
         self.states[command.sku] = fold(state, events)
         self._record(offset, command, events)
+        return events
 
     def _cross_check(self, command: Command, events: list[Event]) -> None:
         tiny = self.tiny[command.sku]
-        expected = tiny.apply(command.body)
+        expected = tiny.apply(command)
         [event] = events
         got = str(event.body.reason) if event.is_rejection else event.type
         if got != expected:
@@ -474,7 +531,7 @@ class Reference:
 
     def _record(self, offset: int, command: Command, events: list[Event]) -> None:
         sku, body = command.sku, events[0].body
-        ended = body.reservation_id if isinstance(body, (Released, Committed)) else None
+        ended = body.reservation_id if isinstance(body, (Released, Committed, Expired)) else None
         self.recorded[sku].append(offset)
         self.numbers[command.command_id] = len(self.recorded[sku])
         ring = self.remembered[sku]
@@ -513,12 +570,16 @@ class Checker:
                           f"    {delivery.events}\n  earlier\n    {first}")
         for event in delivery.events:
             self._emit(event, command)
-        self._levels(worker.store, command.sku)
-        if delivery.offset >= delivery.high:  # no half-written command is left in the table
-            self._reserved_is_pending(worker, command.sku)
+        for sku in {command.sku} | {event.sku for event in delivery.events}:
+            self._levels(worker.store, sku)
+            if delivery.offset >= delivery.high:  # no half-written command is left in the table
+                self._reserved_is_pending(worker, sku)
 
     def _emit(self, event: Event, command: Command) -> None:
-        cid = command.command_id
+        # A tick answers with the events of the expiries it decided, each its own command.
+        cid = event.command_id if isinstance(command.body, Tick) else command.command_id
+        if isinstance(command.body, Tick) and not cid.startswith("expire:"):
+            raise Anomaly(f"tick {command.command_id} answered with an event of {cid}")
         if event.event_id != event_id_for(cid) or event.command_id != cid:
             raise Anomaly(f"event {event.event_id} is not the one of command {command.command_id}")
         held = self.sink.setdefault(event.event_id, event)
@@ -684,6 +745,8 @@ class Simulation:
     def _tick(self, sending: bool) -> None:
         if sending and self.rng.random() < 0.45:
             self.journal.append(self.clients.send())
+            if self.rng.random() < self.scenario.tick_rate * self.scenario.partitions:
+                self.journal.append(self.clients.tick(self.rng.randrange(self.scenario.partitions)))
             return
         worker, roll = self.rng.choice(self.workers), self.rng.random()
         if roll < self.scenario.crash_rate:

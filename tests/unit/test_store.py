@@ -8,12 +8,15 @@ from streams.stock.records import (
     AdjustStock,
     Command,
     Commit,
+    CLOCK_KEY,
     CreateProduct,
+    Expired,
     Level,
     ReservationState,
     Release,
     Reserve,
     Reserved,
+    Tick,
 )
 from streams.stock.batch import DELETED, TableBatch
 from streams.stock.store import StockStore
@@ -113,16 +116,23 @@ def test_the_window_forgets_old_commands_and_their_ended_reservations():
 
 body_strategy = st.one_of(
     st.builds(AdjustStock, st.just("w"), st.integers(-3, 5), st.just("adj")),
-    st.builds(Reserve, st.sampled_from(["a", "b", "c"]), st.just("o"), st.just("w"), st.integers(1, 4)),
+    st.builds(Reserve, st.sampled_from(["a", "b", "c"]), st.just("o"), st.just("w"), st.integers(1, 4),
+              st.sampled_from([0, 10, 25, 60])),
     st.builds(Release, st.sampled_from(["a", "b", "c"])),
     st.builds(Commit, st.sampled_from(["a", "b", "c"])),
+    st.builds(Tick),
 )
+
+
+def timed(i: int, body, sku: str = SKU) -> Command:
+    """The i-th command of a test, 10 ms after the one before; a tick goes to the clock."""
+    return Command(f"c{i}", CLOCK_KEY if isinstance(body, Tick) else sku, 10 * i, body)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.lists(body_strategy, min_size=1, max_size=25), st.data())
 def test_a_crash_between_any_two_writes_then_redelivery_equals_no_crash(bodies, data):
-    commands = [cmd(f"c{i}", b) for i, b in enumerate(bodies)]
+    commands = [timed(i, b) for i, b in enumerate(bodies)]
     clean = StockStore(RecordingTable(), window=5)
     setup(clean)
     expected = [clean.handle(c) for c in commands]
@@ -174,7 +184,7 @@ def _commands(pairs) -> list[Command]:
             return type(body)(**{**{f: getattr(body, f) for f in body.__slots__},
                                  "reservation_id": f"{sku}/{body.reservation_id}"})
         return body
-    return [Command(f"c{i}", sku, 1, scoped(sku, body)) for i, (sku, body) in enumerate(pairs)]
+    return [timed(i, scoped(sku, body), sku) for i, (sku, body) in enumerate(pairs)]
 
 
 @settings(max_examples=400, deadline=None)
@@ -217,3 +227,66 @@ def test_a_batch_writes_each_sku_state_once_and_last():
     assert states == ["s:SKU-1"], states
     assert writes[-1][0] == "s:SKU-1" and writes[-1][1]["levels"]["w"] == [6, 5]
     assert table["s:SKU-1"]["levels"]["w"] == [6, 0], "the batch leaves its base untouched"
+
+
+# ---------------------------------------------------------------------------------- expiry
+def reserve(store: StockStore, rid: str, at: int, ttl_ms: int, sku: str = SKU) -> None:
+    [event] = store.handle(Command(f"r-{rid}", sku, at, Reserve(rid, "o", "w", 1, ttl_ms)))
+    assert isinstance(event.body, Reserved)
+
+
+def tick(store: StockStore, at: int) -> list:
+    return store.handle(Command(f"tick:0:{at}", CLOCK_KEY, at, Tick()))
+
+
+def test_a_tick_expires_what_is_due_in_deadline_order_and_nothing_else():
+    table = RecordingTable()
+    store = StockStore(table)
+    setup(store, 5)
+    reserve(store, "late", 1_000, 5_000)
+    reserve(store, "soon", 1_000, 1_000)
+    reserve(store, "never", 1_000, 0)
+    assert tick(store, 1_999) == []
+    assert store.sku(SKU).level("w") == Level(5, 3)
+    expired = tick(store, 6_000)
+    assert [e.body.reservation_id for e in expired] == ["soon", "late"]
+    assert all(isinstance(e.body, Expired) and e.sender == "clock" for e in expired)
+    assert store.sku(SKU).level("w") == Level(5, 1)
+    assert store.reservation(SKU, "late").state is ReservationState.EXPIRED
+    assert not [k for k in table if k.startswith("x:")], "handled index entries are deleted"
+    assert tick(store, 7_000) == []
+
+
+def test_a_redelivered_tick_answers_the_same_and_a_reservation_ended_first_is_skipped():
+    store = StockStore(RecordingTable())
+    setup(store, 5)
+    reserve(store, "kept", 1_000, 1_000)
+    reserve(store, "released", 1_000, 1_000)
+    store.handle(cmd("rel", Release("released")))
+    first = tick(store, 3_000)
+    assert [e.body.reservation_id for e in first] == ["kept"]
+    assert tick(store, 3_000) == first, "the same tick again re-announces the same expiries"
+    assert store.sku(SKU).level("w") == Level(5, 0)
+
+
+def test_tick_records_are_dropped_after_an_hour():
+    from streams.stock.store import TICK_RECORD_RETENTION_MS
+    table = RecordingTable()
+    store = StockStore(table)
+    tick(store, 1_000)
+    tick(store, 1_000 + TICK_RECORD_RETENTION_MS)
+    assert [k for k in table if k.startswith("t:")] == [
+        f"t:{1_000 + TICK_RECORD_RETENTION_MS:013d}:tick:0:{1_000 + TICK_RECORD_RETENTION_MS}"]
+
+
+def test_a_tick_over_a_batch_sees_the_batch_and_is_recorded_before_its_expiries():
+    table = RecordingTable()
+    setup(StockStore(table), 5)
+    batch = TableBatch(table)
+    store = StockStore(batch)
+    reserve(store, "a", 1_000, 10)
+    assert [e.body.reservation_id for e in tick(store, 2_000)] == ["a"]
+    keys = [k for k, _ in batch.writes()]
+    expiry = next(i for i, k in enumerate(keys) if k.startswith(f"c:{SKU}:expire:"))
+    assert expiry > next(i for i, k in enumerate(keys) if k.startswith("t:")), \
+        "the tick's record goes before the expiries it decides"
