@@ -67,8 +67,10 @@ class Pipe:
         self.pending: dict[str, tuple[asyncio.Future, float]] = {}
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                          enable_idempotence=True, linger_ms=1)
+        # Committed decisions only, as every reader of the stock worker's transactions.
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                         enable_auto_commit=False, fetch_max_wait_ms=10)
+                                         enable_auto_commit=False, fetch_max_wait_ms=10,
+                                         isolation_level="read_committed")
         self._reader: asyncio.Task | None = None
 
     async def start(self) -> None:

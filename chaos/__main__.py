@@ -56,6 +56,7 @@ class Chaos:
         self.children: list[Child] = []
         self.kills = 0
         self.broker_restarts = 0
+        self.exits = 0
         self.generation = 0
 
     def child(self, name: str, *args: str, data: str | None = None) -> Child:
@@ -109,6 +110,17 @@ class Chaos:
                                             and self.broker_restarts < self.args.broker_restarts):
                 await asyncio.to_thread(self.restart_broker)
 
+    async def supervise(self, workers: list[Child]) -> None:
+        """Restart a worker that stopped on its own, as a supervisor would (one started while
+        the broker was away, or one that lost a partition to a fence, streams/stock/owner.py)."""
+        while True:
+            await asyncio.sleep(1.0)
+            for slot, worker in enumerate(workers):
+                if not worker.alive:
+                    self.exits += 1
+                    workers[slot] = self.start_stock(slot)
+                    log.info("stock worker %d had stopped on its own; restarted", slot)
+
     def _pause(self, clients: Child) -> float:
         """Spreads the kills over the first part of the clients' run, at random moments."""
         done = self.progress(clients).get("done", 0)
@@ -137,7 +149,7 @@ class Chaos:
     async def read_events(self, skus: set[str]) -> list[dict]:
         codec = event_codec()
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
-                                    enable_auto_commit=False)
+                                    enable_auto_commit=False, isolation_level="read_committed")
         await consumer.start()
         try:
             tps = [TopicPartition(STOCK_EVENTS, p) for p in range(self.settings.topic_partitions)]
@@ -162,6 +174,7 @@ class Chaos:
         await ensure_topics(self.settings)
         self.child("ledger", "-m", "streams", "ledger", "--loglevel", "warn")
         workers = [self.start_stock(0), self.start_stock(1)]
+        supervisor = asyncio.create_task(self.supervise(workers))
         pipe = Pipe(self.settings.kafka_bootstrap_servers, STOCK_COMMANDS, STOCK_EVENTS, event_answer(),
                     sender="chaos")
         await pipe.start()
@@ -181,6 +194,7 @@ class Chaos:
             table, pg = await self.drain(pipe, engine, skus)
             events = await self.read_events(set(skus))
         finally:
+            supervisor.cancel()
             await pipe.stop()
             await engine.dispose()
             for proc in reversed(self.children):
@@ -208,6 +222,7 @@ class Chaos:
                 "decisions_in_log": len(events),
                 "skus": self.args.skus, "clients": self.args.clients,
                 "accepted_unknown": sum(c["accepted"] and c["outcome"] == "unknown" for c in commands),
+                "worker_exits": self.exits,
                 "violations": problems[:20],
                 "anomaly_examples": report.examples,
                 "seed": self.args.seed,

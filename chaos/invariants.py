@@ -37,7 +37,8 @@ async def read_changelog(settings: Settings) -> dict[str, Any]:
     """The stock table as the compacted changelog holds it: what a recovering worker rebuilds."""
     topic = changelog_topic(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_auto_commit=False, group_id=None)
+                                enable_auto_commit=False, group_id=None,
+                                isolation_level="read_committed")
     await consumer.start()
     try:
         assert topic in await consumer.topics(), f"changelog topic {topic} not found"

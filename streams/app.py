@@ -1,11 +1,15 @@
-"""The faust app of the stock worker: the stock agent and its changelogged table (``streams/stock``).
+"""The faust app of the stock worker: its consumer group, the stock agent and the clock.
 
 The PostgreSQL sink is not part of it: it runs as its own process and consumer group
 (``streams/ledger/worker.py``, see ``streams/__main__.py``).
 
-Processing guarantee: at-least-once delivery, with effects made exactly-once by design (see
-``streams/stock/store.py``): faust's ``exactly_once`` mode has open bugs around kill -9 and
-rebalances, so correctness must not depend on it.
+Processing guarantee: faust's ``at_least_once``; effects are exactly-once by design
+(``streams/stock/store.py``), and each partition's writes are committed in transactions of a
+producer fenced per partition (``streams/stock/owner.py``), which also keeps a previous owner
+from writing after it lost the partition. faust's ``exactly_once`` mode has open bugs around
+kill -9 and rebalances, so correctness does not depend on it. The stock table is the agent's own
+(one RocksDB per partition, ``streams/stock/local.py``), not a faust Table, so faust keeps no
+table and no standby replicas.
 """
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ import faust
 
 from common.settings import get_settings
 from streams.tuning import limit_fetch_wait
-from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ
+from streams.topics import STOCK_COMMANDS
 
-__all__ = ["app", "stock_commands", "stock_commands_dlq"]
+__all__ = ["app", "settings", "stock_commands"]
 
 settings = get_settings()
 limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
@@ -28,8 +32,6 @@ def _broker_url(servers: str) -> str:
 app = faust.App(
     settings.app_id,
     broker=_broker_url(settings.kafka_bootstrap_servers),
-    # The stock table's partitions live in RocksDB under ``datadir`` (streams/stock/local.py).
-    store="rocksdb://",
     # No scanning: faust's discovery also scans ``origin`` and imported every module with agents.
     # ``python -m streams stock`` imports the stock agents itself.
     autodiscover=False,
@@ -47,16 +49,11 @@ app = faust.App(
     web_enabled=False,
     datadir=settings.worker_data_dir,
     web_port=settings.worker_web_port,
-    table_cleanup_interval=3600.0,
-    # Defaults for the table's changelog; the topics below set raw bytes explicitly.
-    key_serializer="json",
-    value_serializer="json",
+    table_standby_replicas=0,
 )
 
 # Commands arrive as bytes and are decoded in the agent, so a malformed record from an upstream
 # producer can be dead-lettered instead of being dropped by the consumer. The agent encodes its
-# events itself (Avro, ``schemas``) and sends them to ``stock-events`` by name.
+# events itself (Avro, ``schemas``) and sends them to ``stock-events`` (streams/stock/owner.py).
 stock_commands = app.topic(STOCK_COMMANDS, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw")
-stock_commands_dlq = app.topic(STOCK_COMMANDS_DLQ, key_type=bytes, value_type=bytes,
-                               key_serializer="raw", value_serializer="raw")

@@ -30,7 +30,7 @@ class TopicSpec:
 
 
 def changelog_topic(settings: Settings, table: str = STOCK_TABLE) -> str:
-    """faust's name for a table's changelog topic."""
+    """The stock table's changelog topic (the name faust gave it when it kept the table)."""
     return f"{settings.app_id}-{table}-changelog"
 
 

@@ -54,6 +54,9 @@ class LedgerWorker:
             group_id=ledger_group(settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # The stock worker commits its events in transactions; an aborted one (a fenced
+            # previous owner's, streams/stock/owner.py) must never reach the ledger.
+            isolation_level="read_committed",
             max_poll_records=settings.sink_batch_size,
             # The same trap as the stock worker's (streams/tuning.py): a long-held fetch on quiet
             # partitions would delay the busy ones.

@@ -29,7 +29,7 @@ def tick_record(partition: int, at_ms: int) -> bytes:
 
 @app.timer(interval=settings.expiry_tick_s)
 async def write_ticks() -> None:
-    partitions = sorted(tp.partition for tp in app.assignor.assigned_actives()
+    partitions = sorted(tp.partition for tp in app.consumer.assignment()
                         if tp.topic == STOCK_COMMANDS)
     now = int(time.time() * 1000)
     try:

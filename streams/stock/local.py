@@ -1,19 +1,16 @@
 """The stock table's local state: one RocksDB per partition that only ever holds a changelog prefix.
 
-faust's RocksDB store (with the rocksdict driver) keeps each partition of the table on disk and
-remembers the changelog offset it holds, so a restarted worker replays only the changelog's tail
-instead of all of it (a full replay of 100,000 SKUs took about two minutes, bench/README.md).
+Each partition a worker owns keeps its table in a RocksDB of its own, with the changelog offset
+it holds, so a restarted worker (or one that gets a partition back) replays only the changelog's
+tail instead of all of it (a full replay of 100,000 SKUs took about two minutes with faust's
+per-record recovery, bench/README.md).
 
-faust writes a value to the local database as soon as an agent sets it and stores the offset
-later, when the changelog send is acknowledged. A kill -9 in between leaves local values that
-the changelog never got, and a local state that disagrees with the one any other worker rebuilds.
-So the stock agent does not write through faust: it sends a batch's changelog records, waits for
-the broker to acknowledge them, and only then writes them here together with their offset, in one
-atomic ``WriteBatch``. The local database is therefore always a prefix of the changelog, and
-faust's recovery, which replays the changelog from the stored offset, completes it.
+The owner writes a batch here only after its transaction committed (``streams/stock/owner.py``),
+together with the offset it reached, in one atomic ``WriteBatch``; recovery applies the
+changelog's committed records the same way. The local database is therefore always a prefix of
+the committed changelog, also after a kill -9.
 
-Keys and values are stored exactly as they travel on the changelog (compact JSON), which is also
-what faust's recovery writes when it replays records.
+Keys and values are stored exactly as they travel on the changelog (compact JSON).
 
 A data directory belongs to one Kafka cluster, and to a recent past (``claim_data_dir``): state
 built from another cluster's changelog, or too old for the changelog to complete it, is
@@ -28,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from rocksdict import Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch
 
 from streams.stock.batch import DELETED
 
-__all__ = ["PartitionState", "claim_data_dir", "encode", "write_acknowledged"]
+__all__ = ["PartitionState", "claim_data_dir", "encode", "open_partition", "stored_offset",
+           "write_acknowledged", "apply_changelog"]
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +69,29 @@ class PartitionState(Mapping[str, Any]):
         raise TypeError("the stock table is read by key only")
 
 
-def write_acknowledged(db: Rdict, offset_key: bytes, writes: Sequence[tuple[str, Any]],
-                       offsets: Sequence[int]) -> None:
-    """Store a batch the broker has acknowledged, and the highest changelog offset it reached."""
+# Sorts before every JSON key ('"...'), so no range read of the table ever meets it.
+OFFSET_KEY = b"\x00changelog-offset"
+
+
+def open_partition(path: Path) -> Rdict:
+    """One partition's database, created if absent; keys and values are raw bytes."""
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    # Modest buffers: the state is small per SKU, and several workers may share a machine.
+    options.set_write_buffer_size(16 * 1024**2)
+    options.set_max_write_buffer_number(2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Rdict(str(path), options)
+
+
+def stored_offset(db: Rdict) -> int | None:
+    """The changelog offset the local state holds everything up to, or None: nothing yet."""
+    raw = db.get(OFFSET_KEY)
+    return None if raw is None else int(raw)
+
+
+def write_acknowledged(db: Rdict, writes: Sequence[tuple[str, Any]], offsets: Sequence[int]) -> None:
+    """Store a batch whose transaction committed, and the highest changelog offset it reached."""
     if not writes:
         return
     batch = WriteBatch(raw_mode=True)
@@ -82,8 +100,21 @@ def write_acknowledged(db: Rdict, offset_key: bytes, writes: Sequence[tuple[str,
             batch.delete(encode(key))
         else:
             batch.put(encode(key), encode(value))
-    # faust's own format for the offset it resumes the changelog after (Store.persisted_offset).
-    batch.put(offset_key, str(max(offsets)).encode())
+    batch.put(OFFSET_KEY, str(max(offsets)).encode())
+    db.write(batch)
+
+
+def apply_changelog(db: Rdict, records: Sequence[tuple[bytes, bytes | None, int]]) -> None:
+    """Apply committed changelog records (key, value or None for a deletion, offset), in order."""
+    if not records:
+        return
+    batch = WriteBatch(raw_mode=True)
+    for key, value, _ in records:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    batch.put(OFFSET_KEY, str(records[-1][2]).encode())
     db.write(batch)
 
 

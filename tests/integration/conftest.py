@@ -22,7 +22,8 @@ from common.settings import Settings
 from storage.db import create_engine
 from chaos.invariants import stop_consumer, violations, wait_until_caught_up
 
-__all__ = ["assert_invariants", "create_stocked_product", "stop_consumer", "new_sku"]
+__all__ = ["Process", "assert_invariants", "create_stocked_product", "stop_consumer", "new_sku",
+           "wait_until_serving"]
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL")

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from .conftest import assert_invariants, create_stocked_product, wait_until_serving
+from .conftest import Process, assert_invariants, create_stocked_product, wait_until_serving
 
 UNITS, REQUESTS, CONCURRENCY = 150, 400, 25
 
@@ -62,3 +62,60 @@ async def test_worker_killed_mid_stream_loses_and_doubles_nothing(client, settin
     assert all(state == "PENDING" for _, state in pg["reservations"].values())
     # And the restarted worker keeps serving.
     await wait_until_serving(api, worker, timeout_s=30)
+
+
+async def test_a_frozen_worker_that_lost_its_partitions_writes_nothing_when_it_wakes(
+        client, settings, engine, worker, api, process_env, logdir, tmp_path):
+    """A zombie: the worker is frozen (SIGSTOP) mid-stream, a successor takes its partitions after
+    the session timeout, and the frozen one then wakes with decided batches in hand. Its writes
+    must not land (streams/stock/owner.py: the successor's producers fence it); before the fence,
+    a woken worker's buffered writes made a second history of the same SKUs."""
+    stock, requests = 40, 300  # 37 or 38 requests per SKU: every one is served
+    skus = [await create_stocked_product(client, stock) for _ in range(8)]
+    outcomes: dict[str, object] = {}
+    gate = asyncio.Semaphore(40)
+
+    async def reserve_until_decided(key: str, sku: str) -> None:
+        async with gate:
+            for _ in range(60):
+                response = await client.post(
+                    "/reservations", json={"product_id": sku, "order_id": key, "quantity": 1},
+                    headers={"Idempotency-Key": key})
+                if response.status_code in (201, 409):
+                    outcomes[key] = response
+                    return
+                assert response.status_code == 202, response.text
+        raise AssertionError(f"{key} never decided")
+
+    keys = [(f"frozen-{uuid.uuid4()}", skus[i % len(skus)]) for i in range(requests)]
+    tasks = [asyncio.create_task(reserve_until_decided(k, s)) for k, s in keys]
+    successor = Process("worker-successor", worker.args,
+                        {**process_env, "INVENTORY_WORKER_DATA_DIR": str(tmp_path / "successor")}, logdir)
+    try:
+        while len(outcomes) < requests // 5:
+            await asyncio.sleep(0.01)
+        worker.proc.send_signal(signal.SIGSTOP)
+        successor.start()
+        await asyncio.gather(*tasks)  # decided by the successor once the session timed out
+        worker.proc.send_signal(signal.SIGCONT)
+        # The woken worker finds out: fenced (it stops), or it rejoins and shares the partitions.
+        await asyncio.sleep(settings.broker_session_timeout_s)
+        woke = "stopped (fenced)" if not worker.alive else "rejoined"
+        print(f"\nthe woken worker {woke}; exit code {worker.proc.returncode}")
+
+        statuses = [r.status_code for r in outcomes.values()]
+        assert statuses.count(201) == requests, statuses
+        acknowledged = {r.json()["reservation_id"] for r in outcomes.values()}
+        pg = await assert_invariants(settings, engine, skus)
+        assert set(pg["reservations"]) == acknowledged, "a reservation was lost or invented"
+        for sku in skus:
+            levels = (await client.get(f"/inventory/{sku}")).json()["totals"]
+            mine = sum(1 for k, s in keys if s == sku)
+            assert levels == {"available": stock - mine, "reserved": mine, "total": stock}
+    finally:
+        if worker.alive:
+            worker.proc.send_signal(signal.SIGCONT)
+        successor.stop()
+        if not worker.alive:
+            worker.start()
+        await wait_until_serving(api, worker, timeout_s=60)

@@ -158,7 +158,8 @@ async def test_bad_input_gets_a_clear_4xx_and_writes_nothing(client, settings, e
 
 async def _dead_lettered(settings, topic: str, dead_letters: str, key: bytes, value: bytes):
     """Produce ``value`` onto ``topic`` and return it once it appears on ``dead_letters``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
+                                isolation_level="read_committed")
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()

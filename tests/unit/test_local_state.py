@@ -1,22 +1,23 @@
-"""The stock table's local state (streams/stock/local.py) on a real RocksDB, opened as faust opens it."""
+"""The stock table's local state (streams/stock/local.py) on a real RocksDB."""
 from __future__ import annotations
 
 import os
 import time
 
 import pytest
-from faust.stores.rocksdb import RocksDBOptions
 
-from streams.stock.batch import TableBatch
-from streams.stock.local import PartitionState, claim_data_dir, encode, write_acknowledged
+from streams.stock.batch import DELETED, TableBatch
+from streams.stock.local import (
+    PartitionState, apply_changelog, claim_data_dir, encode, open_partition, stored_offset,
+    write_acknowledged,
+)
 
-OFFSET_KEY = b"__faust\x00offset__"
 DAY = 86_400.0
 
 
 @pytest.fixture
 def db(tmp_path):
-    handle = RocksDBOptions(use_rocksdict=True).open(tmp_path / "partition-0.db")
+    handle = open_partition(tmp_path / "stock-0.db")
     yield handle
     handle.close()
 
@@ -30,29 +31,52 @@ def test_acknowledged_writes_are_read_back_with_their_offset(db):
     batch["s:sku-1"] = {"on_hand": 5, "reserved": 1}
     assert "s:sku-1" not in state, "nothing reaches the local state before the acknowledgement"
 
-    write_acknowledged(db, OFFSET_KEY, batch.writes(), [41, 42])
+    assert stored_offset(db) is None
+    write_acknowledged(db, batch.writes(), [41, 42])
     assert state["s:sku-1"] == {"on_hand": 5, "reserved": 1}
     assert state["c:cmd-1"] == {"seq": 1}
-    # faust's Store.persisted_offset reads exactly this.
-    assert int(db.get(OFFSET_KEY)) == 42
+    assert stored_offset(db) == 42
 
 
 def test_deletes_remove_keys_and_values_are_stored_as_on_the_changelog(db):
-    write_acknowledged(db, OFFSET_KEY, [("r:sku-1:a", {"q": 1}), ("r:sku-1:b", {"q": 2})], [7, 8])
+    write_acknowledged(db, [("r:sku-1:a", {"q": 1}), ("r:sku-1:b", {"q": 2})], [7, 8])
     batch = TableBatch(PartitionState(db))
     del batch["r:sku-1:a"]
-    write_acknowledged(db, OFFSET_KEY, batch.writes(), [9])
+    write_acknowledged(db, batch.writes(), [9])
     state = PartitionState(db)
     assert "r:sku-1:a" not in state and state["r:sku-1:b"] == {"q": 2}
-    # The bytes faust's recovery would put there when it replays the same changelog record.
+    # The bytes recovery puts there when it replays the same changelog record.
     assert db.get(encode("r:sku-1:b")) == b'{"q":2}'
-    assert int(db.get(OFFSET_KEY)) == 9
+    assert stored_offset(db) == 9
 
 
 def test_an_empty_batch_leaves_the_offset_alone(db):
-    write_acknowledged(db, OFFSET_KEY, [("s:x", 1)], [3])
-    write_acknowledged(db, OFFSET_KEY, [], [])
-    assert int(db.get(OFFSET_KEY)) == 3
+    write_acknowledged(db, [("s:x", 1)], [3])
+    write_acknowledged(db, [], [])
+    assert stored_offset(db) == 3
+
+
+def test_replayed_changelog_records_equal_the_acknowledged_writes_and_move_the_offset(tmp_path, db):
+    writes = [("s:x", {"levels": {"w": [3, 1]}}), ("r:x:a", {"q": 1}), ("r:x:b", {"q": 2})]
+    write_acknowledged(db, writes, [10, 11, 12])
+    write_acknowledged(db, [("r:x:a", DELETED)], [13])
+
+    replica = open_partition(tmp_path / "replica.db")
+    records = [(encode(k), encode(v), o) for o, (k, v) in zip((10, 11, 12), writes)]
+    apply_changelog(replica, records + [(encode("r:x:a"), None, 13)])
+    assert dict(replica.items()) == dict(db.items())
+    assert stored_offset(replica) == 13
+    replica.close()
+
+
+def test_range_reads_stop_at_the_bound_and_never_meet_the_offset(db):
+    write_acknowledged(db, [("x:0000000000005:a:r", ["a", "r"]), ("x:0000000000009:b:r", ["b", "r"]),
+                            ("s:a", {})], [1, 2, 3])
+    state = PartitionState(db)
+    assert list(state.items_between("x:", "x:0000000000005;")) == [("x:0000000000005:a:r", ["a", "r"])]
+    assert [k for k, _ in state.items_between("", "~")] == [
+        "s:a", "x:0000000000005:a:r", "x:0000000000009:b:r"]
+
 
 
 def test_the_state_is_read_by_key_only(db):
