@@ -101,8 +101,8 @@ class Bench:
             log.info("pipeline %s clients: %s decisions/s", clients, runs[str(clients)]["rps"])
         return runs
 
-    async def latency(self, peak_rps: float) -> dict:
-        rate = round(0.6 * peak_rps, 1)
+    async def latency(self, peak_rps: float, share: float = 0.6) -> dict:
+        rate = round(share * peak_rps, 1)
         run = await self.metered("bench.kafka_load", "--mode", "pipeline", "--rate", str(rate))
         log.info("latency at %s/s: p50 %s ms, p99 %s ms", rate, run["p50_ms"], run["p99_ms"])
         return run
@@ -185,6 +185,8 @@ class Bench:
             details = {"pipeline": await self.pipeline()}
             peak = max(run["rps"] for run in details["pipeline"].values())
             details["latency"] = await self.latency(peak)
+            # The same at a fifth of the peak: what a decision takes when the machine is not busy.
+            details["latency_20"] = await self.latency(peak, 0.2)
             worker_rss = rss_mb(self.stock.pid)
             details["raw_loop"] = await self.raw_loop()
             details["pg_sync_on"] = await self.postgres("on")
@@ -215,6 +217,9 @@ def summarize(details: dict, started: str, seconds: float, worker_rss: float,
         "ratio_vs_aiokafka": round(pipeline_rps / loop_rps, 3) if loop_rps else None,
         "p50_ms": details["latency"]["p50_ms"],
         "p99_ms": details["latency"]["p99_ms"],
+        "latency_by_load": {
+            f"{share}% of peak": {"rps": run["rps"], "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"]}
+            for share, run in (("20", details.get("latency_20")), ("60", details["latency"])) if run},
         "http_rps": details["http"]["rps"],
         "rps_by_clients": {c: run["rps"] for c, run in pipeline.items()},
         "worker_rss_mb": worker_rss,

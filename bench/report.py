@@ -22,6 +22,8 @@ def _table(results: dict[str, Any]) -> str:
             "aiokafka_loop_rps", "ratio_vs_aiokafka", "p50_ms", "p99_ms", "http_rps",
             "worker_rss_mb", "recovery_s_100k_skus"]
     figures = [f"| {key} | {results[key]} |" for key in keys]
+    figures += [f"| p50 / p99 ms at {load} ({run['rps']}/s) | {run['p50_ms']} / {run['p99_ms']} |"
+                for load, run in results.get("latency_by_load", {}).items()]
     goals = [f"| {goal} | {'met' if ok else 'not met'} |" for goal, ok in results["goals"].items()]
     return "\n".join([
         f"# Benchmark {results['started_at']}", "",
@@ -38,6 +40,8 @@ def _machine_lines(details: dict[str, Any]) -> list[str]:
     phases = {"pipeline, 256 clients": details["pipeline"]["256"], "raw loop": details["raw_loop"],
               "PostgreSQL (sync on), 256 clients": details["pg_sync_on"]["256"],
               "latency run": details["latency"]}
+    if "latency_20" in details:
+        phases["latency run at 20% of peak"] = details["latency_20"]
     lines = ["| phase | machine busy | steal |", "|---|---|---|"]
     for name, run in phases.items():
         cpu = run.get("cpu", {})

@@ -7,7 +7,8 @@ PY=.venv/bin/python
 cleanup() {
   echo "[run] stopping"
   [ -n "${API_PID:-}" ] && kill -TERM "$API_PID" 2>/dev/null || :
-  [ -n "${WORKER_PID:-}" ] && kill -TERM "$WORKER_PID" 2>/dev/null || :
+  # The stock worker runs under a restart loop: stop the worker itself, then the loop.
+  [ -n "${WORKER_PID:-}" ] && { pkill -TERM -P "$WORKER_PID"; kill -TERM "$WORKER_PID"; } 2>/dev/null || :
   [ -n "${LEDGER_PID:-}" ] && kill -TERM "$LEDGER_PID" 2>/dev/null || :
   wait 2>/dev/null || :
   scripts/stack.sh stop
@@ -22,7 +23,14 @@ $PY -m storage.migrate
 echo "[run] creating topics"
 $PY -m streams.admin
 echo "[run] starting the stock worker and the ledger worker"
-$PY -m streams stock --loglevel info &
+# A stock worker whose batch did not commit stops with exit code 70 (streams/stock/owner.py),
+# so that the batch is redelivered: restart it then, as a supervisor would.
+(while :; do
+  $PY -m streams stock --loglevel info && break
+  code=$?
+  [ "$code" -eq 70 ] || exit "$code"
+  echo "[run] the stock worker stopped (exit code 70); restarting it"
+done) &
 WORKER_PID=$!
 $PY -m streams ledger --loglevel info &
 LEDGER_PID=$!

@@ -223,3 +223,8 @@ def test_every_build_copies_every_package():
                        and _norm(dest).rsplit("/", 1)[-1] == package
                        for sources, dest in copies), (
                 f"{dockerfile.name} of {name} does not COPY {package}/ to a {package}/ directory")
+
+
+def test_the_stock_worker_is_restarted_when_it_stops():
+    # It stops on purpose (exit code 70) when a batch did not commit (streams/stock/owner.py).
+    assert _services()["worker"].get("restart") in ("unless-stopped", "always", "on-failure")
