@@ -40,14 +40,22 @@ class Settings(BaseSettings):
     # How long the compacted changelog keeps a deleted key's tombstone; a worker's local state
     # last written longer ago than this is rebuilt from scratch (streams/stock/local.py).
     changelog_delete_retention_s: float = 86_400.0
+    # How often a stock worker asks again whether the broker finished its previous transaction
+    # (streams/stock/owner.py): shorter waits less, but every ask costs the broker a request
+    # (bench/README.md, point 9: 2 ms doubled the broker's CPU per decision).
+    transaction_retry_backoff_s: float = 0.01
+    # How long a starting worker waits for the broker before it gives up.
+    broker_wait_s: float = 120.0
     # A killed worker's partitions move after this long without heartbeats.
     broker_session_timeout_s: float = 10.0
     worker_web_port: int = 6066
     worker_data_dir: str = ".local/worker"
     # The stock agent decides commands in batches of up to this many, waiting at most this long
-    # for a batch to fill: a hot SKU's state is written once per batch (streams/stock/batch.py).
+    # for a batch to fill: a hot SKU's state is written once per batch (streams/stock/batch.py),
+    # and each partition's batch is one transaction, which costs the broker the same whatever
+    # its size (bench/README.md, point 9: 20 ms here gave the best rate at the same latency).
     command_batch_size: int = 500
-    command_batch_seconds: float = 0.002
+    command_batch_seconds: float = 0.02
     # How often each worker writes the clock into its partitions: reservations expire at the
     # first tick at or after their deadline (streams/stock/clock.py).
     expiry_tick_s: float = 1.0

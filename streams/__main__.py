@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common.logs import configure_logging
 from common.settings import Settings, get_settings
-from streams.admin import ensure_topics, kafka_cluster_id
+from streams.admin import ensure_topics_when_up, kafka_cluster_id
 from streams.stock.local import claim_data_dir
 
 ROLES = ("stock", "ledger")
@@ -52,7 +52,7 @@ def main() -> None:
     role, args = _split(sys.argv[1:])
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(ensure_topics_when_up(settings, settings.broker_wait_s))
     if role == "ledger":
         from streams.ledger.worker import run
 

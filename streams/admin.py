@@ -5,12 +5,12 @@ import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from common.settings import Settings, get_settings
 from streams.topics import topic_specs
 
-__all__ = ["ensure_topics", "kafka_cluster_id"]
+__all__ = ["ensure_topics", "ensure_topics_when_up", "kafka_cluster_id"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,21 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return created
     finally:
         await admin.close()
+
+
+async def ensure_topics_when_up(settings: Settings, wait_s: float) -> list[str]:
+    """``ensure_topics``, waiting up to ``wait_s`` for the broker: a worker (re)started while the
+    broker restarts waits for it instead of exiting."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            return await ensure_topics(settings)
+        except KafkaConnectionError:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            log.warning("Kafka is not reachable yet; retrying",
+                        extra={"bootstrap_servers": settings.kafka_bootstrap_servers})
+            await asyncio.sleep(1.0)
 
 
 async def kafka_cluster_id(settings: Settings) -> str:

@@ -42,11 +42,6 @@ __all__ = ["PartitionOwner", "Owners", "DeadLetter"]
 
 log = logging.getLogger(__name__)
 
-# A transaction started right after the previous one commits waits for the broker to finish
-# writing the commit markers (KAFKA-5477): aiokafka retries after 20 ms; the markers take a few
-# milliseconds here, and each batch pays that wait in full.
-aiokafka_sender.BACKOFF_OVERRIDE = 0.002
-
 DeadLetter = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
@@ -83,6 +78,9 @@ class Owners:
     def __init__(self, settings: Settings, data_dir: Path) -> None:
         self.settings = settings
         self.data_dir = data_dir
+        # A transaction started right after the previous one commits waits for the broker to
+        # finish writing the commit markers (KAFKA-5477); aiokafka polls for that every 20 ms.
+        aiokafka_sender.BACKOFF_OVERRIDE = settings.transaction_retry_backoff_s
         self.changelog = changelog_topic(settings)
         self._owned: dict[int, PartitionOwner] = {}
         self._dbs: dict[int, Rdict] = {}  # kept open after a revocation: the offset says where to resume
