@@ -18,7 +18,7 @@ import asyncpg
 
 from storage.models import NOTIFY_CHANNEL
 
-__all__ = ["EventHub", "Subscription"]
+__all__ = ["EventHub", "Subscription", "low_stock_alert"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class EventHub:
                 future.set_result(event)
         if not event.get("duplicate"):
             self._publish(event)
+            if event.get("low_stock"):
+                self._publish(low_stock_alert(event))
 
     def _publish(self, event: dict[str, Any]) -> None:
         for sub in list(self._subscriptions):
@@ -118,3 +120,12 @@ class EventHub:
             yield sub
         finally:
             self._subscriptions.discard(sub)
+
+
+def low_stock_alert(event: dict[str, Any]) -> dict[str, Any]:
+    """The message live screens get when an event took a level below its threshold (the same
+    fact the stock agent publishes on inventory-alerts)."""
+    return {"type": "LowStock", "sku": event["sku"], "warehouse": event["warehouse"],
+            "available": event["on_hand"] - event["reserved"],
+            "threshold": event["low_stock_threshold"], "event_id": event["event_id"],
+            "occurred_at": event["occurred_at"]}

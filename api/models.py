@@ -43,6 +43,22 @@ class LevelOut(BaseModel):
     on_hand: int
     reserved: int
     available: int
+    low_stock_threshold: int = Field(0, description="alert below this many available units; 0: none")
+
+
+class LowStockThresholdIn(_Strict):
+    """Alert (event, inventory-alerts topic, WebSocket) when available units fall below it."""
+
+    threshold: int = Field(ge=0, le=1_000_000_000, examples=[10], description="0 turns the alert off")
+    warehouse: str | None = Field(None, pattern=_ID, examples=["default"])
+
+
+class LowStockOut(BaseModel):
+    product_id: str
+    warehouse: str
+    available: int
+    low_stock_threshold: int
+    updated_at: datetime
 
 
 class TotalsOut(BaseModel):

@@ -45,4 +45,5 @@ def decided(event: dict[str, Any] | None, command_id: str) -> dict[str, Any] | J
 
 def level_of(event: dict[str, Any]) -> LevelOut:
     return LevelOut(warehouse=event["warehouse"], on_hand=event["on_hand"],
-                    reserved=event["reserved"], available=event["on_hand"] - event["reserved"])
+                    reserved=event["reserved"], available=event["on_hand"] - event["reserved"],
+                    low_stock_threshold=event.get("low_stock_threshold", 0))

@@ -53,9 +53,10 @@ class Settings(BaseSettings):
     # The stock agent decides commands in batches of up to this many, waiting at most this long
     # for a batch to fill: a hot SKU's state is written once per batch (streams/stock/batch.py),
     # and each partition's batch is one transaction, which costs the broker the same whatever
-    # its size (bench/README.md, point 9: 20 ms here gave the best rate at the same latency).
+    # its size (bench/README.md, point 9: 10 ms kept the rate of 20 ms at 256 clients without
+    # its cost at 16).
     command_batch_size: int = 500
-    command_batch_seconds: float = 0.02
+    command_batch_seconds: float = 0.01
     # How often each worker writes the clock into its partitions: reservations expire at the
     # first tick at or after their deadline (streams/stock/clock.py).
     expiry_tick_s: float = 1.0

@@ -34,6 +34,7 @@ __all__ = [
     "released_writers",
     "command_codec",
     "event_codec",
+    "alert_codec",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -117,3 +118,7 @@ def command_codec() -> AvroCodec:
 
 def event_codec() -> AvroCodec:
     return _codec(EVENT_SCHEMA)
+
+
+def alert_codec() -> AvroCodec:
+    return _codec("inventory.events.LowStockAlert")

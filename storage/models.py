@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -42,7 +43,10 @@ inventory_levels = Table(
     Column("reserved", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False, doc="the SKU's seq of the last event applied"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("low_stock_threshold", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("sku", "warehouse"),
+    Index("ix_levels_low_stock", "warehouse", "sku",
+          postgresql_where=text("low_stock_threshold > 0 AND on_hand - reserved < low_stock_threshold")),
     CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="levels_never_oversold"),
 )
 

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import inventory_levels, products, reservations
 
-__all__ = ["get_product", "get_levels", "get_reservation"]
+__all__ = ["get_product", "get_levels", "get_reservation", "get_low_stock"]
 
 
 async def get_product(conn: AsyncConnection, sku: str) -> dict[str, Any] | None:
@@ -19,6 +19,18 @@ async def get_product(conn: AsyncConnection, sku: str) -> dict[str, Any] | None:
 async def get_levels(conn: AsyncConnection, sku: str) -> list[dict[str, Any]]:
     query = select(inventory_levels).where(inventory_levels.c.sku == sku).order_by(
         inventory_levels.c.warehouse)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_low_stock(conn: AsyncConnection, warehouse: str | None, limit: int) -> list[dict[str, Any]]:
+    """Levels whose available units are below their threshold (the partial index's rows)."""
+    levels = inventory_levels.c
+    query = (select(inventory_levels)
+             .where(levels.low_stock_threshold > 0,
+                    levels.on_hand - levels.reserved < levels.low_stock_threshold)
+             .order_by(levels.warehouse, levels.sku).limit(limit))
+    if warehouse is not None:
+        query = query.where(levels.warehouse == warehouse)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 

@@ -98,7 +98,7 @@ _INSERT_LEDGER = (insert(inventory_transactions).on_conflict_do_nothing(index_el
                   .returning(inventory_transactions.c.event_id))
 _INSERT_PRODUCTS = insert(products).on_conflict_do_nothing(index_elements=["sku"])
 _UPSERT_LEVELS = _upsert_newer(inventory_levels, ["sku", "warehouse"],
-                               ("on_hand", "reserved", "version", "updated_at"))
+                               ("on_hand", "reserved", "version", "updated_at", "low_stock_threshold"))
 # A reservation id names one SKU's reservation; another SKU's event never takes its row over.
 _UPSERT_RESERVATIONS = _upsert_newer(reservations, ["reservation_id"], ("state", "version", "updated_at"),
                                      lambda stmt: reservations.c.sku == stmt.excluded.sku)
@@ -121,7 +121,7 @@ def _product_rows(events: list[Event]) -> list[dict[str, Any]]:
 def _level_rows(events: list[Event]) -> list[dict[str, Any]]:
     return _latest((
         {"sku": e.sku, "warehouse": e.warehouse, "on_hand": e.on_hand, "reserved": e.reserved,
-         "version": e.seq, "updated_at": _ts(e.occurred_at)}
+         "version": e.seq, "updated_at": _ts(e.occurred_at), "low_stock_threshold": e.low_stock_threshold}
         for e in events if not e.is_rejection and not isinstance(e.body, ProductCreated)
     ), ("sku", "warehouse"))
 

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from common.settings import Settings
 
 __all__ = ["TopicSpec", "STOCK_COMMANDS", "STOCK_EVENTS", "STOCK_COMMANDS_DLQ", "STOCK_EVENTS_DLQ",
-           "STOCK_TABLE",
+           "INVENTORY_ALERTS", "STOCK_TABLE",
            "topic_specs", "changelog_topic"]
 
 STOCK_COMMANDS = "stock-commands"
 STOCK_EVENTS = "stock-events"
 STOCK_COMMANDS_DLQ = "stock-commands-dlq"
 STOCK_EVENTS_DLQ = "stock-events-dlq"
+# Low-stock alerts for analytics consumers and live screens (inventory.events.LowStockAlert).
+INVENTORY_ALERTS = "inventory-alerts"
 STOCK_TABLE = "stock"
 
 
@@ -41,6 +43,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(STOCK_EVENTS, n),
         TopicSpec(STOCK_COMMANDS_DLQ, n),
         TopicSpec(STOCK_EVENTS_DLQ, n),
+        TopicSpec(INVENTORY_ALERTS, n),
         # Compacted: the latest value of every key is the state; replaying it recovers the table.
         TopicSpec(changelog_topic(settings), n, {
             "cleanup.policy": "compact",

@@ -1,16 +1,34 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
-from api.models import InventoryOut, LevelOut, PendingOut, StockUpdateIn, TotalsOut
+from api.models import (
+    InventoryOut, LevelOut, LowStockOut, LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut,
+)
 from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
-from storage.queries import get_levels, get_product
-from streams.stock.records import AdjustStock
+from storage.queries import get_levels, get_low_stock, get_product
+from streams.stock.records import AdjustStock, SetLowStockThreshold
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
-ProductId = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$", examples=["SKU-TSHIRT-RED-M"])
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+ProductId = Path(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
+
+
+# Declared before /{product_id}, which would otherwise take "low-stock" for a product id.
+@router.get("/low-stock", response_model=list[LowStockOut], responses=PROBLEM_RESPONSES)
+async def list_low_stock(engine: EngineDep,
+                         warehouse: str | None = Query(None, pattern=_ID,
+                                                       description="only this warehouse"),
+                         limit: int = Query(500, ge=1, le=5000)):
+    """Levels whose available units are below their low-stock threshold, as last acknowledged."""
+    async with engine.connect() as conn:
+        rows = await get_low_stock(conn, warehouse, limit)
+    return [LowStockOut(product_id=r["sku"], warehouse=r["warehouse"],
+                        available=r["on_hand"] - r["reserved"],
+                        low_stock_threshold=r["low_stock_threshold"], updated_at=r["updated_at"])
+            for r in rows]
 
 
 @router.get("/{product_id}", response_model=InventoryOut, responses=PROBLEM_RESPONSES)
@@ -21,7 +39,8 @@ async def get_inventory(engine: EngineDep, product_id: str = ProductId):
             raise Problem(404, "Unknown product", f"no product {product_id}")
         rows = await get_levels(conn, product_id)
     levels = [LevelOut(warehouse=r["warehouse"], on_hand=r["on_hand"], reserved=r["reserved"],
-                       available=r["on_hand"] - r["reserved"]) for r in rows]
+                       available=r["on_hand"] - r["reserved"],
+                       low_stock_threshold=r["low_stock_threshold"]) for r in rows]
     totals = TotalsOut(available=sum(lv.available for lv in levels),
                        reserved=sum(lv.reserved for lv in levels),
                        total=sum(lv.on_hand for lv in levels))
@@ -44,5 +63,20 @@ async def update_inventory(update: StockUpdateIn, gateway: GatewayDep, engine: E
             raise Problem(404, "Unknown product", f"no product {product_id}")
     body = AdjustStock(update.warehouse or settings.default_warehouse, update.quantity_change,
                        update.reason)
+    event = decided(await gateway.execute(command_id, product_id, body), command_id)
+    return level_of(event) if isinstance(event, dict) else event
+
+
+@router.post("/{product_id}/low-stock-threshold", response_model=LevelOut,
+             responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
+async def set_low_stock_threshold(request: LowStockThresholdIn, gateway: GatewayDep, engine: EngineDep,
+                                  settings: SettingsDep, command_id: CommandIdDep,
+                                  product_id: str = ProductId):
+    """Set the threshold under which the product's available units in a warehouse raise a
+    LowStock alert (when they cross it, or when the new threshold is above them already)."""
+    async with engine.connect() as conn:
+        if await get_product(conn, product_id) is None:
+            raise Problem(404, "Unknown product", f"no product {product_id}")
+    body = SetLowStockThreshold(request.warehouse or settings.default_warehouse, request.threshold)
     event = decided(await gateway.execute(command_id, product_id, body), command_id)
     return level_of(event) if isinstance(event, dict) else event

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from common.errors import InventoryError, MalformedRecordError
-from schemas import command_codec, event_codec
+from schemas import alert_codec, command_codec, event_codec
 from streams.app import app, settings, stock_commands
 from streams.stock.batch import TableBatch
 from streams.stock.local import PartitionState
-from streams.stock.owner import DeadLetter, Owners
-from streams.stock.records import CLOCK_KEY, Command, Tick, command_from_avro, event_to_avro
+from streams.stock.owner import Decided, DeadLetter, Owners
+from streams.stock.records import CLOCK_KEY, Command, Event, Tick, command_from_avro, event_to_avro
 from streams.stock.store import StockStore
 from streams.topics import STOCK_COMMANDS
 
@@ -35,6 +35,7 @@ __all__ = ["owners", "process_stock_commands", "decode_command", "decide_batch"]
 log = logging.getLogger(__name__)
 _commands = command_codec()
 _events = event_codec()
+_alerts = alert_codec()
 
 owners = Owners(settings, Path(settings.worker_data_dir))
 
@@ -62,25 +63,32 @@ def _dead_letter(event, reason: str) -> DeadLetter:
     return event.key, event.value, headers
 
 
-def decide_batch(store: StockStore, events: Sequence) -> tuple[list[tuple[bytes, bytes]], list[DeadLetter]]:
-    """Decides one partition's records in order: the (key, value) events to publish, and the
-    records to dead-letter."""
-    out: list[tuple[bytes, bytes]] = []
-    dead: list[DeadLetter] = []
+def _alert(fact: Event) -> tuple[bytes, bytes]:
+    return fact.sku.encode(), _alerts.encode({
+        "event_id": fact.event_id, "sku": fact.sku, "warehouse": fact.warehouse,
+        "available": fact.on_hand - fact.reserved, "threshold": fact.low_stock_threshold,
+        "occurred_at": fact.occurred_at})
+
+
+def decide_batch(store: StockStore, events: Sequence) -> Decided:
+    """Decides one partition's records in order: the events to publish, the low-stock alerts
+    they raise, and the records to dead-letter."""
+    decided = Decided()
     for event in events:
         try:
             command = decode_command(event.key, event.value)
         except InventoryError as exc:
-            dead.append(_dead_letter(event, f"{type(exc).__name__}: {exc}"))
+            decided.dead_letters.append(_dead_letter(event, f"{type(exc).__name__}: {exc}"))
             continue
         try:
             facts = store.handle(command)
         except Exception as exc:  # a bug must not stop the partition; the record is kept
             log.exception("command failed", extra={"command_id": command.command_id})
-            dead.append(_dead_letter(event, f"{type(exc).__name__}: {exc}"))
+            decided.dead_letters.append(_dead_letter(event, f"{type(exc).__name__}: {exc}"))
             continue
-        out.extend((fact.sku.encode(), _events.encode(event_to_avro(fact))) for fact in facts)
-    return out, dead
+        decided.events.extend((fact.sku.encode(), _events.encode(event_to_avro(fact))) for fact in facts)
+        decided.alerts.extend(_alert(fact) for fact in facts if fact.low_stock)
+    return decided
 
 
 @app.agent(stock_commands)
@@ -93,8 +101,8 @@ async def process_stock_commands(stream):
         for partition, records in groupby(ordered, key=lambda e: e.message.partition):
             owner = await owners.acquire(partition)
             batch = TableBatch(PartitionState(owner.db))
-            decided, dead = decide_batch(StockStore(batch, window=settings.dedup_window), list(records))
-            commits.append(owner.publish(batch.writes(), decided, dead))
+            decided = decide_batch(StockStore(batch, window=settings.dedup_window), list(records))
+            commits.append(owner.publish(batch.writes(), decided))
         # The partitions' transactions are independent: commit them side by side.
         try:
             await asyncio.gather(*commits)

@@ -4,11 +4,16 @@
 one fact. A SKU's state is the fold of its events, so a replay of the log decides the same way.
 Rejections are facts too (they carry the reason), but they change nothing, not even ``seq``.
 
+Low stock is a fact of the event that causes it: an event whose level leaves the available units
+below the warehouse's threshold, when they were not below it before, carries ``low_stock`` (the
+agent also publishes it as an alert).
+
 Time is data here too: a reservation's deadline is its command's ``issued_at`` plus its TTL, and
 it expires by an ``Expire`` whose ``issued_at`` is the time of a ``Tick`` read from the log.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import reduce
 from typing import Callable, Iterable
 
@@ -24,6 +29,7 @@ from streams.stock.records import (
     Expire,
     Expired,
     Level,
+    LowStockThresholdSet,
     Product,
     ProductCreated,
     RejectReason,
@@ -34,6 +40,7 @@ from streams.stock.records import (
     ReservationState,
     Reserve,
     Reserved,
+    SetLowStockThreshold,
     SkuState,
     StockAdjusted,
     event_id_for,
@@ -48,6 +55,8 @@ def _event(state: SkuState, command: Command, body: EventBody, warehouse: str,
     before = state.level(warehouse)
     changed = after is not None
     level = after if changed else before
+    threshold = body.threshold if isinstance(body, LowStockThresholdSet) else state.threshold(warehouse)
+    was_low = _is_low(before.available, state.threshold(warehouse))
     return Event(
         event_id=event_id_for(command.command_id),
         command_id=command.command_id,
@@ -61,7 +70,13 @@ def _event(state: SkuState, command: Command, body: EventBody, warehouse: str,
         on_hand_delta=level.on_hand - before.on_hand,
         reserved_delta=level.reserved - before.reserved,
         body=body,
+        low_stock_threshold=threshold,
+        low_stock=_is_low(level.available, threshold) and not was_low,
     )
+
+
+def _is_low(available: int, threshold: int) -> bool:
+    return threshold > 0 and available < threshold
 
 
 def _reject(state: SkuState, command: Command, reason: RejectReason, detail: str = "",
@@ -94,6 +109,18 @@ def _adjust_stock(state: SkuState, command: Command, body: AdjustStock) -> list[
         detail = f"can remove at most {before.available}, asked {-body.quantity}"
         return _reject(state, command, RejectReason.INSUFFICIENT_STOCK, detail, body.warehouse)
     return [_event(state, command, StockAdjusted(body.quantity, body.reason), body.warehouse, after)]
+
+
+def _set_threshold(state: SkuState, command: Command, body: SetLowStockThreshold) -> list[Event]:
+    if state.product is None:
+        return _reject(state, command, RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if not body.warehouse:
+        return _reject(state, command, RejectReason.OTHER, "warehouse must not be empty")
+    if body.threshold < 0:
+        return _reject(state, command, RejectReason.INVALID_QUANTITY, "threshold must not be negative",
+                       body.warehouse)
+    level = state.level(body.warehouse)  # unchanged, but the SKU's state is: a new version
+    return [_event(state, command, LowStockThresholdSet(body.threshold), body.warehouse, level)]
 
 
 def _reserve(state: SkuState, command: Command, body: Reserve) -> list[Event]:
@@ -159,6 +186,7 @@ _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     Release: _end_reservation,
     Commit: _end_reservation,
     Expire: _end_reservation,
+    SetLowStockThreshold: _set_threshold,
 }
 
 
@@ -176,7 +204,7 @@ def evolve(state: SkuState, event: Event) -> SkuState:
         return state
     if isinstance(body, ProductCreated):
         product = Product(body.name, body.description, body.category)
-        return SkuState(state.sku, product, state.levels, state.reservations, event.seq)
+        return replace(state, product=product, seq=event.seq)
     levels = {**state.levels, event.warehouse: Level(event.on_hand, event.reserved)}
     reservations = state.reservations
     if isinstance(body, Reserved):
@@ -188,7 +216,10 @@ def evolve(state: SkuState, event: Event) -> SkuState:
         held = Reservation(body.reservation_id, body.order_id, state.sku, event.warehouse,
                            body.quantity, body.state, before.expires_at if before else 0)
         reservations = {**state.reservations, body.reservation_id: held}
-    return SkuState(state.sku, state.product, levels, reservations, event.seq)
+    thresholds = state.thresholds
+    if isinstance(body, LowStockThresholdSet):
+        thresholds = {**thresholds, event.warehouse: body.threshold}
+    return replace(state, levels=levels, reservations=reservations, seq=event.seq, thresholds=thresholds)
 
 
 def fold(state: SkuState, events: Iterable[Event]) -> SkuState:

@@ -25,7 +25,7 @@ commands whose batch committed but whose offsets were not, after a crash.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,13 +36,22 @@ from rocksdict import Rdict
 from common.settings import Settings
 from streams.stock.batch import DELETED
 from streams.stock.local import apply_changelog, encode, open_partition, stored_offset, write_acknowledged
-from streams.topics import STOCK_COMMANDS_DLQ, STOCK_EVENTS, changelog_topic
+from streams.topics import INVENTORY_ALERTS, STOCK_COMMANDS_DLQ, STOCK_EVENTS, changelog_topic
 
-__all__ = ["PartitionOwner", "Owners", "DeadLetter"]
+__all__ = ["PartitionOwner", "Owners", "DeadLetter", "Decided"]
 
 log = logging.getLogger(__name__)
 
 DeadLetter = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+@dataclass
+class Decided:
+    """What a partition's batch publishes besides its changelog records: (key, value) pairs."""
+
+    events: list[tuple[bytes, bytes]] = field(default_factory=list)
+    alerts: list[tuple[bytes, bytes]] = field(default_factory=list)  # low stock
+    dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
 @dataclass
@@ -55,18 +64,20 @@ class PartitionOwner:
     changelog: str
     replayed: int = 0  # changelog records applied when it was taken over
 
-    async def publish(self, writes: Sequence[tuple[str, Any]], events: Sequence[tuple[bytes, bytes]],
-                      dead_letters: Sequence[DeadLetter]) -> None:
-        """Commit a batch's changelog records, events and dead letters atomically, then store the
-        records locally. Raises (``ProducerFenced`` among others) when the batch did not commit."""
+    async def publish(self, writes: Sequence[tuple[str, Any]], decided: Decided) -> None:
+        """Commit a batch's changelog records, events, alerts and dead letters atomically, then
+        store the records locally. Raises (``ProducerFenced`` among others) when the batch did
+        not commit."""
         send = self.producer.send
         async with self.producer.transaction():
             acks = [await send(self.changelog, None if value is DELETED else encode(value),
                                key=encode(key), partition=self.partition)
                     for key, value in writes]
-            for key, value in events:
+            for key, value in decided.events:
                 await send(STOCK_EVENTS, value, key=key)
-            for key, value, headers in dead_letters:
+            for key, value in decided.alerts:
+                await send(INVENTORY_ALERTS, value, key=key)
+            for key, value, headers in decided.dead_letters:
                 await send(STOCK_COMMANDS_DLQ, value, key=key, headers=headers)
         if acks:
             write_acknowledged(self.db, writes, [ack.result().offset for ack in acks])

@@ -26,6 +26,7 @@ __all__ = [
     "Commit",
     "Expire",
     "Tick",
+    "SetLowStockThreshold",
     "CLOCK_KEY",
     "CommandBody",
     "Command",
@@ -35,6 +36,7 @@ __all__ = [
     "Released",
     "Committed",
     "Expired",
+    "LowStockThresholdSet",
     "ReservationRejected",
     "CommandRejected",
     "EventBody",
@@ -108,9 +110,13 @@ class SkuState:
     levels: Mapping[str, Level] = field(default_factory=lambda: _EMPTY)
     reservations: Mapping[str, Reservation] = field(default_factory=lambda: _EMPTY)
     seq: int = 0
+    thresholds: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # low stock, per warehouse
 
     def level(self, warehouse: str) -> Level:
         return self.levels.get(warehouse, Level())
+
+    def threshold(self, warehouse: str) -> int:
+        return self.thresholds.get(warehouse, 0)
 
 
 # --------------------------------------------------------------------------------- commands
@@ -159,10 +165,17 @@ class Tick:
     """The clock in the log: what is due at or before the command's ``issued_at`` expires."""
 
 
+@dataclass(frozen=True, slots=True)
+class SetLowStockThreshold:
+    warehouse: str
+    threshold: int  # 0: no alert
+
+
 # A tick is a command on this pseudo-SKU (its record key), sent to an explicit partition.
 CLOCK_KEY = "__clock__"
 
-CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit, Expire, Tick]
+CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit, Expire, Tick,
+                    SetLowStockThreshold]
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +235,11 @@ class Expired:
 
 
 @dataclass(frozen=True, slots=True)
+class LowStockThresholdSet:
+    threshold: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReservationRejected:
     reservation_id: str
     order_id: str
@@ -241,7 +259,7 @@ class CommandRejected:
 
 EventBody = Union[
     ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
-    CommandRejected,
+    CommandRejected, LowStockThresholdSet,
 ]
 
 
@@ -259,6 +277,8 @@ class Event:
     on_hand_delta: int = 0
     reserved_delta: int = 0
     sender: str = "unknown"
+    low_stock_threshold: int = 0  # the warehouse's, after the event
+    low_stock: bool = False  # the event took the available units below the threshold
 
     @property
     def type(self) -> str:
@@ -281,12 +301,13 @@ def event_id_for(command_id: str, index: int = 0) -> str:
 _COMMAND_NS = "inventory.commands."
 _EVENT_NS = "inventory.events."
 # Expire is not among them: only the worker decides it, from a Tick.
-_COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit, Tick)}
+_COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit, Tick,
+                                                   SetLowStockThreshold)}
 _EVENT_BODIES = {
     cls.__name__: cls
     for cls in (
         ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
-        CommandRejected,
+        CommandRejected, LowStockThresholdSet,
     )
 }
 

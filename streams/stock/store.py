@@ -32,6 +32,7 @@ before they reach the log, so only an upstream producer writing to Kafka directl
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, MutableMapping
 
 from streams.stock.batch import items_between
@@ -115,6 +116,7 @@ def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
         "levels": {wh: [lv.on_hand, lv.reserved] for wh, lv in state.levels.items()},
         "seq": state.seq,
         "n": recorded,
+        "t": dict(state.thresholds),
     }
 
 
@@ -123,7 +125,7 @@ def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
         return SkuState(sku), 0
     product = None if data["product"] is None else Product(*data["product"])
     levels = {wh: Level(on_hand, reserved) for wh, (on_hand, reserved) in data["levels"].items()}
-    return SkuState(sku, product, levels, {}, data["seq"]), data["n"]
+    return SkuState(sku, product, levels, {}, data["seq"], data.get("t", {})), data["n"]
 
 
 def _dump_reservation(r: Reservation) -> dict[str, Any]:
@@ -155,8 +157,7 @@ class StockStore:
         state, recorded = _load_sku(sku, self.table.get(_sku_key(sku)))
         held = self.reservation(sku, reservation_id) if reservation_id else None
         if held is not None:
-            state = SkuState(state.sku, state.product, state.levels, {held.reservation_id: held},
-                             state.seq)
+            state = replace(state, reservations={held.reservation_id: held})
         return state, recorded
 
     # ----------------------------------------------------------------------------- writes

@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaError
 
 from streams.admin import ensure_topics
 from streams.stock.local import PartitionState
-from streams.stock.owner import Owners
+from streams.stock.owner import Decided, Owners
 from streams.topics import changelog_topic
 
 from .conftest import stop_consumer
@@ -47,17 +47,17 @@ async def test_a_successor_fences_the_previous_owner_and_recovers_what_it_commit
     first, successor, later = (Owners(isolated, tmp_path / name) for name in ("a", "b", "c"))
     try:
         old = await first.acquire(0)
-        await old.publish([("s:sku", {"v": 1})], [], [])
+        await old.publish([("s:sku", {"v": 1})], Decided())
 
         new = await successor.acquire(0)
         assert new.replayed == 1
         assert PartitionState(new.db)["s:sku"] == {"v": 1}, "the successor recovers committed writes"
 
         with pytest.raises(KafkaError):  # ProducerFenced, on send or on commit
-            await old.publish([("s:sku", {"v": "zombie"})], [], [])
+            await old.publish([("s:sku", {"v": "zombie"})], Decided())
         assert PartitionState(old.db)["s:sku"] == {"v": 1}, "nothing uncommitted reaches local state"
 
-        await new.publish([("s:sku", {"v": 2})], [], [])
+        await new.publish([("s:sku", {"v": 2})], Decided())
         assert await _committed_changelog(isolated, 0) == [(b'"s:sku"', b'{"v":1}'),
                                                            (b'"s:sku"', b'{"v":2}')]
         third = await later.acquire(0)
@@ -74,11 +74,11 @@ async def test_a_worker_that_gets_a_partition_back_replays_only_the_tail(isolate
     mine, other = Owners(isolated, tmp_path / "mine"), Owners(isolated, tmp_path / "other")
     try:
         owner = await mine.acquire(1)
-        await owner.publish([(f"s:{i}", {"v": i}) for i in range(50)], [], [])
+        await owner.publish([(f"s:{i}", {"v": i}) for i in range(50)], Decided())
         await mine.release({1})
 
         theirs = await other.acquire(1)
-        await theirs.publish([("s:late", {"v": "from the other worker"})], [], [])
+        await theirs.publish([("s:late", {"v": "from the other worker"})], Decided())
         await other.release({1})
 
         back = await mine.acquire(1)  # same local database, resumed after its stored offset

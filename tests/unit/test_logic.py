@@ -22,6 +22,7 @@ from streams.stock.records import (
     ReservationState,
     Reserve,
     Reserved,
+    SetLowStockThreshold,
     SkuState,
     event_id_for,
 )
@@ -164,6 +165,33 @@ def test_an_ended_reservation_does_not_expire_and_a_negative_ttl_is_refused():
     assert isinstance(negative.body, ReservationRejected)
 
 
+# ----------------------------------------------------------------------------- low stock
+def test_crossing_below_the_threshold_flags_that_event_only():
+    state, [set_] = run(stocked(8), cmd("t", SetLowStockThreshold("north", 5)))
+    assert set_.low_stock_threshold == 5 and not set_.low_stock and set_.seq == state.seq
+    state, [above] = run(state, cmd("r1", Reserve("a", "o", "north", 3)))  # 5 available: not below
+    assert not above.low_stock and above.low_stock_threshold == 5
+    state, [crossing] = run(state, cmd("r2", Reserve("b", "o", "north", 1)))  # 4 available
+    assert crossing.low_stock
+    state, [still_low] = run(state, cmd("r3", Reserve("c", "o", "north", 1)))
+    assert not still_low.low_stock, "already below: no second alert"
+    state, [back] = run(state, cmd("l", Release("a")))  # 6 available
+    assert not back.low_stock
+    _, [again] = run(state, cmd("r4", Reserve("d", "o", "north", 3)))
+    assert again.low_stock, "crossing again after recovering raises a new alert"
+
+
+def test_a_threshold_set_above_the_available_units_alerts_and_zero_turns_it_off():
+    state, [raised] = run(stocked(3), cmd("t", SetLowStockThreshold("north", 5)))
+    assert raised.low_stock
+    state, [off] = run(state, cmd("t0", SetLowStockThreshold("north", 0)))
+    assert not off.low_stock and state.threshold("north") == 0
+    _, [rejected] = run(state, cmd("r", Reserve("a", "o", "north", 9)))
+    assert not rejected.low_stock
+    _, [negative] = run(state, cmd("tn", SetLowStockThreshold("north", -1)))
+    assert isinstance(negative.body, CommandRejected)
+
+
 # ----------------------------------------------------------------------------- properties
 quantities = st.integers(min_value=-3, max_value=6)
 reservation_ids = st.sampled_from([f"res-{i}" for i in range(6)])
@@ -176,6 +204,7 @@ bodies = st.one_of(
     st.builds(Release, reservation_ids),
     st.builds(Commit, reservation_ids),
     st.builds(Expire, reservation_ids),
+    st.builds(SetLowStockThreshold, warehouses, st.integers(-1, 8)),
 )
 command_lists = st.lists(bodies, min_size=1, max_size=60).map(
     lambda bs: [cmd(f"c{i}", b, issued_at=i) for i, b in enumerate(bs)])
@@ -224,3 +253,19 @@ def test_each_reservation_ends_at_most_once(commands):
     ended = [e.body.reservation_id for e in events
              if isinstance(e.body, (Committed, Released, Expired))]
     assert len(ended) == len(set(ended))
+
+
+@settings(max_examples=300, deadline=None)
+@given(command_lists)
+def test_low_stock_is_flagged_exactly_when_a_level_crosses_below_its_threshold(commands):
+    state = SkuState(SKU)
+    for command in commands:
+        before = state
+        events = decide(state, command)
+        state = fold(state, events)
+        for event in events:
+            wh = event.warehouse
+            was = before.threshold(wh) > 0 and before.level(wh).available < before.threshold(wh)
+            now = state.threshold(wh) > 0 and state.level(wh).available < state.threshold(wh)
+            assert event.low_stock == (now and not was and not event.is_rejection), (command, event)
+            assert event.low_stock_threshold == state.threshold(wh)

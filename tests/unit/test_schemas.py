@@ -9,11 +9,12 @@ from fastavro import parse_schema
 
 from common.errors import SchemaError, UnknownSchemaError
 from schemas import (
-    COMMAND_SCHEMA, EVENT_SCHEMA, SCHEMA_DIR, AvroCodec, command_codec, event_codec, load,
+    COMMAND_SCHEMA, EVENT_SCHEMA, SCHEMA_DIR, AvroCodec, alert_codec, command_codec, event_codec, load,
     released_writers,
 )
 from streams.stock.records import (
-    AdjustStock, Command, CommandRejected, Event, RejectReason, Reserve, Reserved,
+    AdjustStock, Command, CommandRejected, Event, Expired, LowStockThresholdSet, RejectReason, Reserve,
+    Reserved, SetLowStockThreshold, Tick,
     command_from_avro, command_to_avro, event_from_avro, event_to_avro,
 )
 
@@ -26,17 +27,19 @@ def test_every_schema_file_parses_and_is_named_after_its_type():
         assert f"{schema['namespace']}.{schema['name']}" == path.stem
 
 
-@pytest.mark.parametrize("body", [AdjustStock("w", -3, "damaged"), Reserve("r", "o", "w", 2)])
+@pytest.mark.parametrize("body", [AdjustStock("w", -3, "damaged"), Reserve("r", "o", "w", 2, 900_000),
+                                  SetLowStockThreshold("w", 4), Tick()])
 def test_command_round_trip(body):
     command = Command("cmd-1", "SKU-1", 1700000000000, body, sender="erp")
     codec = command_codec()
     assert command_from_avro(codec.decode(codec.encode(command_to_avro(command)))) == command
 
 
-@pytest.mark.parametrize("body", [Reserved("r", "o", 2),
-                                  CommandRejected("Release", RejectReason.UNKNOWN_RESERVATION, "no")])
+@pytest.mark.parametrize("body", [Reserved("r", "o", 2, expires_at=1700000900000),
+                                  CommandRejected("Release", RejectReason.UNKNOWN_RESERVATION, "no"),
+                                  Expired("r", "o", 2), LowStockThresholdSet(4)])
 def test_event_round_trip(body):
-    event = Event("e", "c", "SKU-1", 3, 1700000000000, "w", 5, 2, body, 0, 2, "api")
+    event = Event("e", "c", "SKU-1", 3, 1700000000000, "w", 5, 2, body, 0, 2, "api", 4, True)
     codec = event_codec()
     assert event_from_avro(codec.decode(codec.encode(event_to_avro(event)))) == event
 
@@ -92,3 +95,9 @@ def test_records_of_every_released_schema_version_still_decode(name, to_avro, re
         old = AvroCodec(parse_schema(writer_schema, _write_hint=False))
         decoded = current.decode(old.encode(to_avro(record)))
         assert decoded["command_id"] == "c" and decoded["body"][1]["quantity"] == 2
+
+
+def test_a_low_stock_alert_round_trips():
+    alert = {"event_id": "e", "sku": "SKU-1", "warehouse": "w", "available": 3, "threshold": 5,
+             "occurred_at": 1700000000000}
+    assert alert_codec().decode(alert_codec().encode(alert)) == alert
