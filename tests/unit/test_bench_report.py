@@ -12,7 +12,9 @@ from bench.workload import WorkloadSpec
 RECORDED = Path(__file__).resolve().parents[2] / "bench" / "results" / "latest.json"
 
 
-def test_the_results_and_the_table_carry_the_latency_at_both_loads(tmp_path):
+def test_the_results_and_the_table_carry_the_latency_at_both_loads(tmp_path, monkeypatch):
+    # The chart needs matplotlib, an extra of `make bench` only.
+    monkeypatch.setattr("bench.report._chart", lambda results, path: path.write_bytes(b""))
     details = copy.deepcopy(json.loads(RECORDED.read_text())["details"])
     details["latency_20"] = {**details["latency"], "rps": 100.0, "p50_ms": 12.5, "p99_ms": 31.0}
     results = summarize(details, "2026-01-01T00:00:00+00:00", 1.0, 100.0, WorkloadSpec(prefix="b"))
