@@ -9,8 +9,8 @@ The model
 - **Clients** append commands to the partition logs (a SKU's partition is fixed) in a random
   interleaving: CreateProduct, AdjustStock (receipts, removals, invalid ones), Reserve (two
   warehouses, fresh and reused reservation ids, some with a TTL), Release and Commit (of live,
-  ended, foreign and unknown reservations), some for a *ghost* SKU that nobody creates. Time is
-  the client's step count (``issued_at``).
+  ended, foreign and unknown reservations), low-stock thresholds (invalid ones included), some
+  for a *ghost* SKU that nobody creates. Time is the client's step count (``issued_at``).
 - **The clock** appends a ``Tick`` to a partition now and then, as the worker's timer does:
   every reservation due by then expires, in deadline order. They also retry: re-append
   an earlier command with the same command id, sometimes much later, sometimes re-stamped (a
@@ -30,7 +30,7 @@ The model
   a worker gave counts as emitted: it may have reached ``stock-events`` before the crash.
 - **The reference** (``Reference``) is the specification: each distinct command once, in order
   of first appearance, decided by ``logic.decide``/``evolve`` on a fresh state and cross-checked
-  by ``TinySku``, an independent restatement of the rules; a tick is the ``Expire`` of every
+  by ``TinySku``, an independent restatement of the rules (low-stock crossings included); a tick is the ``Expire`` of every
   pending reservation of its partition due by its time, in deadline order. It includes what store.py says of its
   memory: per SKU only the last ``window`` recorded commands are remembered, a reservation is
   forgotten with the command that ended it, and a command on a SKU that does not exist is not
@@ -82,6 +82,7 @@ from streams.stock.records import (
     Reservation,
     ReservationState,
     Reserve,
+    SetLowStockThreshold,
     SkuState,
     Tick,
     event_id_for,
@@ -215,8 +216,8 @@ class Clients:
         if sku in self.scenario.skus and sku not in self.created:
             if not self.scenario.early_commands or self.rng.random() < 0.3:
                 return self._create(sku)
-        kind = self.rng.choices(["create", "adjust", "reserve", "release", "commit"],
-                                weights=[1, 7, 7, 3, 3])[0]
+        kind = self.rng.choices(["create", "adjust", "reserve", "release", "commit", "threshold"],
+                                weights=[1, 7, 7, 3, 3, 1])[0]
         return getattr(self, f"_{kind}")(sku)
 
     def _create(self, sku: str) -> CreateProduct:
@@ -283,6 +284,9 @@ class Clients:
 
     def _commit(self, sku: str) -> Commit:
         return Commit(self._end_id(sku))
+
+    def _threshold(self, sku: str) -> SetLowStockThreshold:
+        return SetLowStockThreshold(self._warehouse(), self.rng.choice((-1, 0, 2, 5, 10)))
 
 
 # --------------------------------------------------------------------------------- worker
@@ -399,12 +403,20 @@ class TinySku:
     stock: dict[str, list[int]] = field(default_factory=dict)  # warehouse -> [on_hand, reserved]
     # id -> [warehouse, quantity, state, deadline (0: none)]
     holds: dict[str, list[Any]] = field(default_factory=dict)
+    thresholds: dict[str, int] = field(default_factory=dict)  # low stock, per warehouse
+
+    def is_low(self, warehouse: str) -> bool:
+        on_hand, reserved = self.stock.get(warehouse, [0, 0])
+        threshold = self.thresholds.get(warehouse, 0)
+        return threshold > 0 and on_hand - reserved < threshold
 
     def apply(self, command: Command) -> str:
         """Apply one command; the outcome is the accepted event's type or the rejection reason."""
         body = command.body
         if isinstance(body, CreateProduct):
             return self._create(body)
+        if isinstance(body, SetLowStockThreshold):
+            return self._threshold(body)
         if isinstance(body, (Release, Commit, Expire)):
             return self._end(body, command.issued_at)
         if isinstance(body, Reserve) and body.ttl_ms < 0 and self.exists and body.quantity > 0 \
@@ -417,6 +429,17 @@ class TinySku:
         if not body.warehouse:
             return "OTHER"
         return self._adjust(body) if isinstance(body, AdjustStock) else self._reserve(body, command.issued_at)
+
+    def _threshold(self, body: SetLowStockThreshold) -> str:
+        if not self.exists:
+            return "UNKNOWN_PRODUCT"
+        if not body.warehouse:
+            return "OTHER"
+        if body.threshold < 0:
+            return "INVALID_QUANTITY"
+        self.thresholds[body.warehouse] = body.threshold
+        self.seq += 1
+        return "LowStockThresholdSet"
 
     def _create(self, body: CreateProduct) -> str:
         if self.exists:
@@ -520,11 +543,17 @@ class Reference:
 
     def _cross_check(self, command: Command, events: list[Event]) -> None:
         tiny = self.tiny[command.sku]
-        expected = tiny.apply(command)
         [event] = events
+        was_low = tiny.is_low(event.warehouse)
+        expected = tiny.apply(command)
         got = str(event.body.reason) if event.is_rejection else event.type
         if got != expected:
             raise Anomaly(f"logic.decide says {got}, the tiny model {expected}: {command}")
+        crossed = tiny.is_low(event.warehouse) and not was_low
+        threshold = tiny.thresholds.get(event.warehouse, 0)
+        if (event.low_stock, event.low_stock_threshold) != (crossed, threshold):
+            raise Anomaly(f"event {event} says low stock {event.low_stock} at threshold "
+                          f"{event.low_stock_threshold}, the tiny model {crossed} at {threshold}")
         level = tiny.stock.get(event.warehouse, [0, 0])
         if (event.warehouse and [event.on_hand, event.reserved] != level) or event.seq != tiny.seq:
             raise Anomaly(f"event {event} disagrees with the tiny model: {level}, seq {tiny.seq}")
