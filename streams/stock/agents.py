@@ -95,26 +95,32 @@ def decide_batch(store: StockStore, events: Sequence) -> Decided:
 async def process_stock_commands(stream):
     async for events in stream.take_events(settings.command_batch_size,
                                            within=settings.command_batch_seconds):
-        # A stable sort keeps each partition's records in log order.
-        ordered = sorted(events, key=lambda e: e.message.partition)
-        commits = []
-        for partition, records in groupby(ordered, key=lambda e: e.message.partition):
-            owner = await owners.acquire(partition)
-            batch = TableBatch(PartitionState(owner.db))
-            decided = decide_batch(StockStore(batch, window=settings.dedup_window), list(records))
-            commits.append(owner.publish(batch.writes(), decided))
-        # The partitions' transactions are independent: commit them side by side.
         try:
-            await asyncio.gather(*commits)
-        except Exception:
+            await _decide_and_commit(events)
+        except Exception:  # leaving the loop would acknowledge the batch: see _stop_uncommitted
             _stop_uncommitted()
 
 
+async def _decide_and_commit(events: Sequence) -> None:
+    # A stable sort keeps each partition's records in log order.
+    ordered = sorted(events, key=lambda e: e.message.partition)
+    commits = []
+    for partition, records in groupby(ordered, key=lambda e: e.message.partition):
+        owner = await owners.acquire(partition)
+        batch = TableBatch(PartitionState(owner.db))
+        decided = decide_batch(StockStore(batch, window=settings.dedup_window), list(records))
+        commits.append(owner.publish(batch.writes(), decided))
+    # The partitions' transactions are independent: commit them side by side.
+    await asyncio.gather(*commits)
+
+
 def _stop_uncommitted() -> NoReturn:
-    """A batch did not commit (fenced: another worker owns the partition now; or the broker
-    refused it). Leaving the loop would ack its records and let faust commit their offsets, so
-    the commands would never be decided: stop at once instead, as a kill -9 would, and let the
-    supervisor restart the worker; its successor (or this worker, restarted) redoes the batch."""
+    """A batch did not commit: fenced (another worker owns the partition now), refused by the
+    broker, or its partition could not be taken over (the local state could not be opened, the
+    broker was away). Leaving the loop would acknowledge its records and let faust commit their
+    offsets, so the commands would never be decided: stop at once instead, as a kill -9 would,
+    and let the supervisor restart the worker; its successor (or this worker, restarted) redoes
+    the batch."""
     log.critical("a batch did not commit; stopping so that its commands are redelivered",
                  exc_info=True)
     logging.shutdown()

@@ -119,3 +119,41 @@ async def test_a_frozen_worker_that_lost_its_partitions_writes_nothing_when_it_w
         if not worker.alive:
             worker.start()
         await wait_until_serving(api, worker, timeout_s=60)
+
+
+async def test_a_batch_that_cannot_be_committed_is_never_acknowledged(
+        client, settings, engine, worker, api, process_env, logdir, tmp_path):
+    """A worker that cannot take its partition over (here: its local state cannot be opened)
+    stops with exit code 70 instead of acknowledging the batch; the command waits in the log and
+    is decided once a healthy worker owns the partition."""
+    from streams.admin import kafka_cluster_id
+
+    sku = await create_stocked_product(client, 3)
+    broken_dir = tmp_path / "broken"
+    broken_dir.mkdir()
+    (broken_dir / "kafka-cluster-id").write_text(await kafka_cluster_id(settings) + "\n")
+    for partition in range(settings.topic_partitions):
+        (broken_dir / f"stock-{partition}.db").write_text("not a database")  # RocksDB cannot open it
+    broken = Process("worker-broken", worker.args,
+                     {**process_env, "INVENTORY_WORKER_DATA_DIR": str(broken_dir)}, logdir)
+    body, headers = {"product_id": sku, "order_id": "o", "quantity": 2}, {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    worker.stop()
+    try:
+        broken.start()
+        first = await client.post("/reservations", json=body, headers=headers)
+        assert first.status_code == 202, first.text  # in the log, undecided
+        for _ in range(300):
+            if not broken.alive:
+                break
+            await asyncio.sleep(0.1)
+        assert broken.proc.returncode == 70, broken.tail()
+        assert "did not commit" in broken.tail(200)
+    finally:
+        broken.stop()
+        worker.start()
+        await wait_until_serving(api, worker, timeout_s=120)
+    retried = await client.post("/reservations", json=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    inventory = (await client.get(f"/inventory/{sku}")).json()
+    assert inventory["totals"] == {"available": 1, "reserved": 2, "total": 3}
+    await assert_invariants(settings, engine, [sku])
