@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
            "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut"]
@@ -20,6 +20,34 @@ class ProductIn(_Strict):
     name: str = Field(min_length=1, max_length=200, examples=["T-shirt, red, M"])
     description: str = Field("", max_length=2000, examples=["Organic cotton crew neck"])
     category: str = Field("", max_length=100, examples=["apparel"])
+
+
+class VariantIn(_Strict):
+    """A variant: a stock-keeping unit of its own that belongs to a product."""
+
+    sku: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-L"])
+    parent_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT"], description="the product it is a variant of")
+    name: str = Field(min_length=1, max_length=200, examples=["T-shirt, red, L"])
+    attributes: dict[str, str] = Field(default_factory=dict, max_length=20,
+                                       examples=[{"colour": "red", "size": "L"}])
+    description: str = Field("", max_length=2000)
+    category: str = Field("", max_length=100)
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not 1 <= len(key) <= 50 or len(item) > 200:
+                raise ValueError("attribute names take 1-50 characters and values at most 200")
+        return value
+
+
+class VariantOut(BaseModel):
+    product_id: str
+    sku: str
+    parent_id: str
+    name: str
+    attributes: dict[str, str]
 
 
 class ProductOut(BaseModel):

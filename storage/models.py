@@ -33,6 +33,9 @@ products = Table(
     Column("category", Text, nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by_command", Text, nullable=False),
+    Column("parent_sku", Text, nullable=True),  # a variant's product
+    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_products_parent", "parent_sku"),
 )
 
 inventory_levels = Table(

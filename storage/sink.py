@@ -113,7 +113,8 @@ def _product_rows(events: list[Event]) -> list[dict[str, Any]]:
     return [
         {"sku": e.sku, "name": e.body.name, "description": e.body.description,
          "category": e.body.category, "created_at": _ts(e.occurred_at),
-         "created_by_command": e.command_id}
+         "created_by_command": e.command_id, "parent_sku": e.body.parent or None,
+         "attributes": dict(e.body.attributes)}
         for e in events if isinstance(e.body, ProductCreated)
     ]
 

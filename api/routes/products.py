@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import CommandIdDep, GatewayDep
-from api.models import PendingOut, ProductIn, ProductOut
+from api.deps import CommandIdDep, EngineDep, GatewayDep
+from api.models import PendingOut, ProductIn, ProductOut, VariantIn, VariantOut
 from api.outcomes import decided
-from api.problems import PROBLEM_RESPONSES
+from api.problems import PROBLEM_RESPONSES, Problem
+from storage.queries import get_product
 from streams.stock.records import CreateProduct
 
 router = APIRouter(prefix="/products", tags=["products"])
@@ -22,3 +23,26 @@ async def create_product(product: ProductIn, gateway: GatewayDep, command_id: Co
     created = event["body"]
     return ProductOut(product_id=event["sku"], sku=event["sku"], name=created["name"],
                       description=created["description"], category=created["category"])
+
+
+@router.post("/variants", status_code=status.HTTP_201_CREATED, response_model=VariantOut,
+             responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
+async def create_variant(variant: VariantIn, gateway: GatewayDep, engine: EngineDep,
+                         command_id: CommandIdDep):
+    """Create a variant: a SKU of its own (stock is kept per variant) that belongs to a product,
+    with the attributes that set it apart. 404 if the product does not exist; 422 if it is a
+    variant itself; 409 if the SKU exists."""
+    async with engine.connect() as conn:
+        parent = await get_product(conn, variant.parent_id)
+    if parent is None:
+        raise Problem(404, "Unknown product", f"no product {variant.parent_id}")
+    if parent.get("parent_sku"):
+        raise Problem(422, "Invalid variant", f"{variant.parent_id} is a variant itself; name its product")
+    body = CreateProduct(variant.name, variant.description, variant.category or parent["category"],
+                         variant.parent_id, variant.attributes)
+    event = decided(await gateway.execute(command_id, variant.sku, body), command_id)
+    if not isinstance(event, dict):
+        return event
+    created = event["body"]
+    return VariantOut(product_id=event["sku"], sku=event["sku"], parent_id=created["parent"],
+                      name=created["name"], attributes=created["attributes"])

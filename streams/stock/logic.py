@@ -90,7 +90,10 @@ def _create_product(state: SkuState, command: Command, body: CreateProduct) -> l
         return _reject(state, command, RejectReason.PRODUCT_EXISTS, f"product {state.sku} exists")
     if not body.name.strip():
         return _reject(state, command, RejectReason.OTHER, "name must not be empty")
-    created = ProductCreated(body.name, body.description, body.category)
+    if body.parent == state.sku:
+        return _reject(state, command, RejectReason.OTHER, "a product cannot be its own variant")
+    created = ProductCreated(body.name, body.description, body.category, body.parent,
+                             dict(body.attributes))
     return [_event(state, command, created, "")]
 
 
@@ -203,7 +206,7 @@ def evolve(state: SkuState, event: Event) -> SkuState:
     if event.is_rejection:
         return state
     if isinstance(body, ProductCreated):
-        product = Product(body.name, body.description, body.category)
+        product = Product(body.name, body.description, body.category, body.parent, body.attributes)
         return replace(state, product=product, seq=event.seq)
     levels = {**state.levels, event.warehouse: Level(event.on_hand, event.reserved)}
     reservations = state.reservations

@@ -85,6 +85,8 @@ class Product:
     name: str
     description: str = ""
     category: str = ""
+    parent: str = ""  # a variant's product
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,8 @@ class CreateProduct:
     name: str
     description: str = ""
     category: str = ""
+    parent: str = ""  # a variant: its own SKU, a product it belongs to, and its attributes
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +197,8 @@ class ProductCreated:
     name: str
     description: str = ""
     category: str = ""
+    parent: str = ""
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +319,9 @@ _EVENT_BODIES = {
 
 
 def _plain(value: Any) -> dict[str, Any]:
-    return {f.name: getattr(value, f.name) for f in fields(value)}
+    # Mappings (a variant's attributes) as plain dicts: Avro and JSON take those.
+    return {f.name: dict(v) if isinstance(v := getattr(value, f.name), Mapping) else v
+            for f in fields(value)}
 
 
 @lru_cache(maxsize=None)

@@ -112,7 +112,8 @@ def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
     product = state.product
     return {
         "sku": state.sku,
-        "product": None if product is None else [product.name, product.description, product.category],
+        "product": None if product is None else [product.name, product.description, product.category,
+                                                  product.parent, dict(product.attributes)],
         "levels": {wh: [lv.on_hand, lv.reserved] for wh, lv in state.levels.items()},
         "seq": state.seq,
         "n": recorded,

@@ -121,6 +121,16 @@ def test_event_ids_are_deterministic():
     assert first[0].event_id == event_id_for("same")
 
 
+# ------------------------------------------------------------------------------ variants
+def test_a_variant_is_a_product_of_its_own_with_a_parent_and_attributes():
+    state, [created] = run(SkuState(SKU), cmd("v", CreateProduct("Shirt, L", parent="SHIRT",
+                                                                   attributes={"size": "L"})))
+    assert (created.body.parent, dict(created.body.attributes)) == ("SHIRT", {"size": "L"})
+    assert state.product.parent == "SHIRT" and state.product.attributes == {"size": "L"}
+    _, [own] = run(SkuState(SKU), cmd("x", CreateProduct("Loop", parent=SKU)))
+    assert isinstance(own.body, CommandRejected)
+
+
 # -------------------------------------------------------------------------------- expiry
 def test_a_reservation_with_a_ttl_is_due_at_issued_at_plus_ttl():
     state, [event] = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2, ttl_ms=1_000), 10_000))

@@ -13,7 +13,7 @@ from schemas import (
     released_writers,
 )
 from streams.stock.records import (
-    AdjustStock, Command, CommandRejected, Event, Expired, LowStockThresholdSet, RejectReason, Reserve,
+    AdjustStock, Command, CommandRejected, CreateProduct, Event, Expired, LowStockThresholdSet, RejectReason, Reserve,
     Reserved, SetLowStockThreshold, Tick,
     command_from_avro, command_to_avro, event_from_avro, event_to_avro,
 )
@@ -28,7 +28,8 @@ def test_every_schema_file_parses_and_is_named_after_its_type():
 
 
 @pytest.mark.parametrize("body", [AdjustStock("w", -3, "damaged"), Reserve("r", "o", "w", 2, 900_000),
-                                  SetLowStockThreshold("w", 4), Tick()])
+                                  SetLowStockThreshold("w", 4), Tick(),
+                                  CreateProduct("Shirt, L", parent="SHIRT", attributes={"size": "L"})])
 def test_command_round_trip(body):
     command = Command("cmd-1", "SKU-1", 1700000000000, body, sender="erp")
     codec = command_codec()
