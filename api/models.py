@@ -95,11 +95,21 @@ class TotalsOut(BaseModel):
     total: int = Field(description="units on hand, reserved ones included")
 
 
+class VariantLevelsOut(BaseModel):
+    product_id: str
+    attributes: dict[str, str]
+    warehouses: list[LevelOut]
+    totals: TotalsOut
+
+
 class InventoryOut(BaseModel):
     product_id: str
     warehouses: list[LevelOut]
     totals: TotalsOut
     version: int = Field(description="the SKU's sequence number of the last change")
+    variants: list[VariantLevelsOut] = Field(
+        default_factory=list, description="a product's variants, each with its own stock")
+    variant_totals: TotalsOut | None = Field(None, description="the sum over the variants, if any")
 
 
 class ReservationIn(_Strict):

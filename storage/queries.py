@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import inventory_levels, products, reservations
 
-__all__ = ["get_product", "get_levels", "get_reservation", "get_low_stock"]
+__all__ = ["get_product", "get_levels", "get_reservation", "get_low_stock", "get_variants"]
 
 
 async def get_product(conn: AsyncConnection, sku: str) -> dict[str, Any] | None:
@@ -20,6 +20,20 @@ async def get_levels(conn: AsyncConnection, sku: str) -> list[dict[str, Any]]:
     query = select(inventory_levels).where(inventory_levels.c.sku == sku).order_by(
         inventory_levels.c.warehouse)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_variants(conn: AsyncConnection, sku: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """A product's variants, each with its levels (two queries, whatever the number of variants)."""
+    variants = [dict(r) for r in (await conn.execute(
+        select(products).where(products.c.parent_sku == sku).order_by(products.c.sku))).mappings()]
+    if not variants:
+        return []
+    query = select(inventory_levels).where(inventory_levels.c.sku.in_([v["sku"] for v in variants])) \
+        .order_by(inventory_levels.c.sku, inventory_levels.c.warehouse)
+    levels: dict[str, list[dict[str, Any]]] = {}
+    for row in (await conn.execute(query)).mappings():
+        levels.setdefault(row["sku"], []).append(dict(row))
+    return [(variant, levels.get(variant["sku"], [])) for variant in variants]
 
 
 async def get_low_stock(conn: AsyncConnection, warehouse: str | None, limit: int) -> list[dict[str, Any]]:

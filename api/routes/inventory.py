@@ -5,10 +5,11 @@ from fastapi import APIRouter, Path, Query
 from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import (
     InventoryOut, LevelOut, LowStockOut, LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut,
+    VariantLevelsOut,
 )
 from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
-from storage.queries import get_levels, get_low_stock, get_product
+from storage.queries import get_levels, get_low_stock, get_product, get_variants
 from streams.stock.records import AdjustStock, SetLowStockThreshold
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
@@ -33,19 +34,38 @@ async def list_low_stock(engine: EngineDep,
 
 @router.get("/{product_id}", response_model=InventoryOut, responses=PROBLEM_RESPONSES)
 async def get_inventory(engine: EngineDep, product_id: str = ProductId):
-    """Levels per warehouse and totals. Reflects every acknowledged change."""
+    """Levels per warehouse and totals; for a product with variants, each variant's too, and
+    their sum. Reflects every acknowledged change."""
     async with engine.connect() as conn:
         if await get_product(conn, product_id) is None:
             raise Problem(404, "Unknown product", f"no product {product_id}")
         rows = await get_levels(conn, product_id)
+        variants = await get_variants(conn, product_id)
+    levels, totals = _levels(rows)
+    out = [_variant(variant, variant_rows) for variant, variant_rows in variants]
+    return InventoryOut(product_id=product_id, warehouses=levels, totals=totals,
+                        version=max((r["version"] for r in rows), default=0), variants=out,
+                        variant_totals=_sum([v.totals for v in out]) if out else None)
+
+
+def _variant(variant: dict, rows: list[dict]) -> VariantLevelsOut:
+    levels, totals = _levels(rows)
+    return VariantLevelsOut(product_id=variant["sku"], attributes=variant["attributes"],
+                            warehouses=levels, totals=totals)
+
+
+def _levels(rows: list[dict]) -> tuple[list[LevelOut], TotalsOut]:
     levels = [LevelOut(warehouse=r["warehouse"], on_hand=r["on_hand"], reserved=r["reserved"],
                        available=r["on_hand"] - r["reserved"],
                        low_stock_threshold=r["low_stock_threshold"]) for r in rows]
-    totals = TotalsOut(available=sum(lv.available for lv in levels),
-                       reserved=sum(lv.reserved for lv in levels),
-                       total=sum(lv.on_hand for lv in levels))
-    return InventoryOut(product_id=product_id, warehouses=levels, totals=totals,
-                        version=max((r["version"] for r in rows), default=0))
+    return levels, TotalsOut(available=sum(lv.available for lv in levels),
+                             reserved=sum(lv.reserved for lv in levels),
+                             total=sum(lv.on_hand for lv in levels))
+
+
+def _sum(totals: list[TotalsOut]) -> TotalsOut:
+    return TotalsOut(available=sum(t.available for t in totals), reserved=sum(t.reserved for t in totals),
+                     total=sum(t.total for t in totals))
 
 
 @router.post("/{product_id}/update", response_model=LevelOut,

@@ -20,7 +20,13 @@ async def test_a_variant_keeps_its_own_stock_and_records_its_product_and_attribu
     received = await client.post(f"/inventory/{variant}/update", json={"quantity_change": 4, "reason": "receipt"})
     assert received.status_code == 200, received.text
     assert (await client.get(f"/inventory/{variant}")).json()["totals"]["total"] == 4
-    assert (await client.get(f"/inventory/{parent}")).json()["totals"]["total"] == 0
+    product = (await client.get(f"/inventory/{parent}")).json()
+    assert product["totals"]["total"] == 0, "the product's own stock is its own"
+    [listed] = product["variants"]
+    assert (listed["product_id"], listed["attributes"], listed["totals"]) == (
+        variant, {"size": "L", "colour": "red"}, {"available": 4, "reserved": 0, "total": 4})
+    assert product["variant_totals"] == {"available": 4, "reserved": 0, "total": 4}
+    assert (await client.get(f"/inventory/{variant}")).json()["variants"] == []
     async with engine.connect() as conn:
         row = (await conn.execute(text("SELECT parent_sku, attributes, category FROM products WHERE sku = :s"),
                                   {"s": variant})).one()
