@@ -30,7 +30,7 @@ from rocksdict import Options, Rdict, WriteBatch
 from streams.stock.batch import DELETED
 
 __all__ = ["PartitionState", "claim_data_dir", "encode", "open_partition", "stored_offset",
-           "write_acknowledged", "apply_changelog"]
+           "changelog_records", "apply_changelog"]
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +90,10 @@ def stored_offset(db: Rdict) -> int | None:
     return None if raw is None else int(raw)
 
 
-def write_acknowledged(db: Rdict, writes: Sequence[tuple[str, Any]], offsets: Sequence[int]) -> None:
-    """Store a batch whose transaction committed, and the highest changelog offset it reached."""
-    if not writes:
-        return
-    batch = WriteBatch(raw_mode=True)
-    for key, value in writes:
-        if value is DELETED:
-            batch.delete(encode(key))
-        else:
-            batch.put(encode(key), encode(value))
-    batch.put(OFFSET_KEY, str(max(offsets)).encode())
-    db.write(batch)
+def changelog_records(writes: Sequence[tuple[str, Any]]) -> list[tuple[bytes, bytes | None]]:
+    """A batch's table writes as changelog records (key, value or None for a deletion), encoded
+    once: the same bytes go to the changelog and, once committed, to the local state."""
+    return [(encode(key), None if value is DELETED else encode(value)) for key, value in writes]
 
 
 def apply_changelog(db: Rdict, records: Sequence[tuple[bytes, bytes | None, int]]) -> None:

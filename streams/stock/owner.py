@@ -34,8 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rocksdict import Rdict
 
 from common.settings import Settings
-from streams.stock.batch import DELETED
-from streams.stock.local import apply_changelog, encode, open_partition, stored_offset, write_acknowledged
+from streams.stock.local import apply_changelog, changelog_records, open_partition, stored_offset
 from streams.topics import INVENTORY_ALERTS, STOCK_COMMANDS_DLQ, STOCK_EVENTS, changelog_topic
 
 __all__ = ["PartitionOwner", "Owners", "DeadLetter", "Decided"]
@@ -69,18 +68,18 @@ class PartitionOwner:
         store the records locally. Raises (``ProducerFenced`` among others) when the batch did
         not commit."""
         send = self.producer.send
+        records = changelog_records(writes)
         async with self.producer.transaction():
-            acks = [await send(self.changelog, None if value is DELETED else encode(value),
-                               key=encode(key), partition=self.partition)
-                    for key, value in writes]
+            acks = [await send(self.changelog, value, key=key, partition=self.partition)
+                    for key, value in records]
             for key, value in decided.events:
                 await send(STOCK_EVENTS, value, key=key)
             for key, value in decided.alerts:
                 await send(INVENTORY_ALERTS, value, key=key)
             for key, value, headers in decided.dead_letters:
                 await send(STOCK_COMMANDS_DLQ, value, key=key, headers=headers)
-        if acks:
-            write_acknowledged(self.db, writes, [ack.result().offset for ack in acks])
+        apply_changelog(self.db, [(key, value, ack.result().offset)
+                                  for (key, value), ack in zip(records, acks)])
 
 
 class Owners:

@@ -13,6 +13,23 @@ from .conftest import Process, assert_invariants, create_stocked_product, wait_u
 UNITS, REQUESTS, CONCURRENCY = 150, 400, 25
 
 
+async def _reserve_until_decided(client, gate: asyncio.Semaphore, sku: str, key: str,
+                                 outcomes: dict[str, object], retried: list[str], attempts: int) -> None:
+    """Reserve one unit under Idempotency-Key ``key`` until it is decided (201 or 409)."""
+    async with gate:
+        for _ in range(attempts):
+            response = await client.post(
+                "/reservations", json={"product_id": sku, "order_id": key, "quantity": 1},
+                headers={"Idempotency-Key": key})
+            if response.status_code in (201, 409):
+                outcomes[key] = response
+                return
+            # 202: in the log but undecided in time (the worker is down): retry, same key.
+            assert response.status_code == 202, response.text
+            retried.append(key)
+    raise AssertionError(f"{key} never decided")
+
+
 @pytest.mark.parametrize("victim", ["worker", "ledger"])
 async def test_worker_killed_mid_stream_loses_and_doubles_nothing(client, settings, engine, worker, api,
                                                                   request, victim):
@@ -22,22 +39,9 @@ async def test_worker_killed_mid_stream_loses_and_doubles_nothing(client, settin
     retried: list[str] = []
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def reserve_until_decided(key: str) -> None:
-        async with gate:
-            for _ in range(30):
-                response = await client.post(
-                    "/reservations", json={"product_id": sku, "order_id": key, "quantity": 1},
-                    headers={"Idempotency-Key": key})
-                if response.status_code in (201, 409):
-                    outcomes[key] = response
-                    return
-                # 202: in the log but undecided in time (the worker is down): retry, same key.
-                assert response.status_code == 202, response.text
-                retried.append(key)
-        raise AssertionError(f"{key} never decided")
-
     keys = [f"crash-{uuid.uuid4()}" for _ in range(REQUESTS)]
-    tasks = [asyncio.create_task(reserve_until_decided(k)) for k in keys]
+    tasks = [asyncio.create_task(_reserve_until_decided(client, gate, sku, k, outcomes, retried, attempts=30))
+             for k in keys]
     while len(outcomes) < REQUESTS // 5:
         await asyncio.sleep(0.01)
     decided_before_kill = len(outcomes)
@@ -75,20 +79,9 @@ async def test_a_frozen_worker_that_lost_its_partitions_writes_nothing_when_it_w
     outcomes: dict[str, object] = {}
     gate = asyncio.Semaphore(40)
 
-    async def reserve_until_decided(key: str, sku: str) -> None:
-        async with gate:
-            for _ in range(60):
-                response = await client.post(
-                    "/reservations", json={"product_id": sku, "order_id": key, "quantity": 1},
-                    headers={"Idempotency-Key": key})
-                if response.status_code in (201, 409):
-                    outcomes[key] = response
-                    return
-                assert response.status_code == 202, response.text
-        raise AssertionError(f"{key} never decided")
-
     keys = [(f"frozen-{uuid.uuid4()}", skus[i % len(skus)]) for i in range(requests)]
-    tasks = [asyncio.create_task(reserve_until_decided(k, s)) for k, s in keys]
+    tasks = [asyncio.create_task(_reserve_until_decided(client, gate, s, k, outcomes, [], attempts=60))
+             for k, s in keys]
     successor = Process("worker-successor", worker.args,
                         {**process_env, "INVENTORY_WORKER_DATA_DIR": str(tmp_path / "successor")}, logdir)
     try:

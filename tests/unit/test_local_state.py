@@ -8,11 +8,16 @@ import pytest
 
 from streams.stock.batch import DELETED, TableBatch
 from streams.stock.local import (
-    PartitionState, apply_changelog, claim_data_dir, encode, open_partition, stored_offset,
-    write_acknowledged,
+    PartitionState, apply_changelog, changelog_records, claim_data_dir, encode, open_partition,
+    stored_offset,
 )
 
 DAY = 86_400.0
+
+
+def write_acknowledged(db, writes, offsets) -> None:
+    """What a partition's owner does once a batch committed (streams/stock/owner.py)."""
+    apply_changelog(db, [(k, v, o) for (k, v), o in zip(changelog_records(writes), offsets)])
 
 
 @pytest.fixture
