@@ -79,13 +79,25 @@ class EventHub:
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         event = json.loads(payload)
-        for future in self._waiters.pop(event["command_id"], ()):
-            if not future.done():
-                future.set_result(event)
+        if event.get("source") == "warehouse":
+            self._on_ledger_event(event)
+            return
+        self._resolve(event)
         if not event.get("duplicate"):
             self._publish(event)
             if event.get("low_stock"):
                 self._publish(low_stock_alert(event))
+
+    def _on_ledger_event(self, event: dict[str, Any]) -> None:
+        """A warehouse ledger's event answers its command, except a receipt's SpaceHeld: that
+        receipt is answered by the stock event of the same command id, which follows."""
+        if event["type"] != "SpaceHeld":
+            self._resolve(event)
+
+    def _resolve(self, event: dict[str, Any]) -> None:
+        for future in self._waiters.pop(event["command_id"], ()):
+            if not future.done():
+                future.set_result(event)
 
     def _publish(self, event: dict[str, Any]) -> None:
         for sub in list(self._subscriptions):

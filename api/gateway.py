@@ -9,9 +9,10 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from api.events import EventHub
-from schemas import command_codec
+from schemas import command_codec, warehouse_command_codec
 from streams.stock.records import Command, CommandBody, command_to_avro
-from streams.topics import STOCK_COMMANDS
+from streams.topics import STOCK_COMMANDS, WAREHOUSE_COMMANDS
+from streams.warehouses.records import WarehouseCommand, WarehouseCommandBody, warehouse_command_to_avro
 
 __all__ = ["CommandGateway", "now_ms"]
 
@@ -30,15 +31,27 @@ class CommandGateway:
         self.timeout_s = timeout_s
         self.sender = sender
         self._codec = command_codec()
+        self._warehouse_codec = warehouse_command_codec()
 
     async def execute(self, command_id: str, sku: str, body: CommandBody) -> dict[str, Any] | None:
-        """The deciding event of the command (as announced), or None if it did not come in time."""
+        """The deciding event of the stock command (as announced), or None if it did not come in
+        time."""
         command = Command(command_id=command_id, sku=sku, issued_at=now_ms(), body=body,
                           sender=self.sender)
-        value = self._codec.encode(command_to_avro(command))
+        return await self._send(STOCK_COMMANDS, sku, command_id, self._codec.encode(command_to_avro(command)))
+
+    async def execute_warehouse(self, command_id: str, warehouse_id: str,
+                                body: WarehouseCommandBody) -> dict[str, Any] | None:
+        """The deciding event of a warehouse command: the ledger's, or for a receipt whose space
+        was held, the stock event of the receipt (api/events.py); None if it did not come in time."""
+        command = WarehouseCommand(command_id, warehouse_id, now_ms(), body, self.sender)
+        value = self._warehouse_codec.encode(warehouse_command_to_avro(command))
+        return await self._send(WAREHOUSE_COMMANDS, warehouse_id, command_id, value)
+
+    async def _send(self, topic: str, key: str, command_id: str, value: bytes) -> dict[str, Any] | None:
         outcome = self.hub.expect(command_id)  # registered first: the answer may be quick
         try:
-            await self.producer.send_and_wait(STOCK_COMMANDS, value=value, key=sku.encode())
+            await self.producer.send_and_wait(topic, value=value, key=key.encode())
             return await asyncio.wait_for(asyncio.shield(outcome), timeout=self.timeout_s)
         except asyncio.TimeoutError:
             log.warning("no outcome in time", extra={"command_id": command_id})

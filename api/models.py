@@ -6,7 +6,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
-           "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut"]
+           "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut", "WarehouseIn",
+           "WarehouseOut"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -153,3 +154,24 @@ class PendingOut(BaseModel):
 
     command_id: str
     status: str = "pending"
+
+
+class WarehouseIn(_Strict):
+    warehouse_id: str = Field(pattern=_ID, examples=["leeds-1"])
+    name: str = Field(min_length=1, max_length=200, examples=["Leeds fulfilment centre"])
+    location: str = Field("", max_length=200, examples=["Leeds, UK"])
+    capacity: int = Field(ge=0, le=10**15, examples=[50_000],
+                          description="units it can hold across all SKUs: a hard limit for receipts")
+
+
+class WarehouseOut(BaseModel):
+    warehouse_id: str
+    name: str
+    location: str
+    capacity: int
+    stored: int = Field(description="units in the warehouse, as its capacity ledger counts them")
+    held: int = Field(description="space held for receipts on their way in")
+    free: int = Field(description="capacity - stored - held: what a receipt may still bring in")
+    totals: TotalsOut = Field(description="stock per SKU summed over the warehouse")
+    skus: int = Field(description="SKUs with a level in the warehouse")
+    version: int

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from api.models import LevelOut, PendingOut
 from api.problems import Problem
 from streams.stock.records import RejectReason
+from streams.warehouses.records import Refusal
 
 __all__ = ["decided", "pending", "level_of"]
 
@@ -21,8 +22,14 @@ _REJECTIONS: dict[str, tuple[int, str]] = {
     RejectReason.RESERVATION_EXPIRED: (409, "Reservation expired"),
     RejectReason.INVALID_QUANTITY: (422, "Invalid quantity"),
     RejectReason.OTHER: (422, "Invalid command"),
+    RejectReason.SPACE_NOT_HELD: (409, "Space not held"),
+    # A warehouse ledger's refusals (streams/warehouses/).
+    Refusal.UNKNOWN_WAREHOUSE: (404, "Unknown warehouse"),
+    Refusal.WAREHOUSE_EXISTS: (409, "Warehouse exists"),
+    Refusal.CAPACITY_EXCEEDED: (409, "Capacity exceeded"),
+    Refusal.UNKNOWN_HOLD: (409, "Unknown hold"),
 }
-_REJECTION_TYPES = {"ReservationRejected", "CommandRejected"}
+_REJECTION_TYPES = {"ReservationRejected", "CommandRejected", "Refused"}
 
 
 def pending(command_id: str) -> JSONResponse:
@@ -37,9 +44,10 @@ def decided(event: dict[str, Any] | None, command_id: str) -> dict[str, Any] | J
         return pending(command_id)
     if event["type"] not in _REJECTION_TYPES:
         return event
-    reason = event["body"]["reason"]
+    facts = event.get("body") or event  # a ledger's event is flat
+    reason = facts["reason"]
     status, title = _REJECTIONS.get(reason, (409, "Refused"))
-    raise Problem(status, title, event["body"].get("detail", ""), title.lower().replace(" ", "-"),
+    raise Problem(status, title, facts.get("detail", ""), title.lower().replace(" ", "-"),
                   reason=reason, command_id=command_id)
 
 

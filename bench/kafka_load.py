@@ -31,7 +31,7 @@ LOOP_EVENTS = "bench-loop-events"
 
 def make_pipe(mode: str, bootstrap: str) -> Pipe:
     if mode == "pipeline":
-        return Pipe(bootstrap, STOCK_COMMANDS, STOCK_EVENTS, event_answer())
+        return Pipe(bootstrap, STOCK_COMMANDS, STOCK_EVENTS, event_answer(), ledger=True)
     return Pipe(bootstrap, LOOP_COMMANDS, LOOP_EVENTS, echo_answer())
 
 

@@ -2,6 +2,10 @@
 
 The answer is matched by command id on the output topic, read from its end by a group-less
 consumer, so any number of these clients can watch one topic without moving anyone's offsets.
+
+With ``ledger=True`` (the real pipeline), a receipt (a positive ``AdjustStock``) goes where it
+must: to its warehouse's capacity ledger as a ``ReceiveStock`` with the same command id. It is
+answered by the stock event of that id, or by the ledger's refusal (``warehouse-events``).
 """
 from __future__ import annotations
 
@@ -14,10 +18,17 @@ from typing import Any, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas import command_codec, event_codec
-from streams.stock.records import Command, CommandBody, command_to_avro
+from schemas import command_codec, event_codec, warehouse_command_codec, warehouse_event_codec
+from streams.stock.records import AdjustStock, Command, CommandBody, command_to_avro
+from streams.topics import WAREHOUSE_COMMANDS, WAREHOUSE_EVENTS
+from streams.warehouses.records import (
+    ReceiveStock,
+    WarehouseCommand,
+    WarehouseCommandBody,
+    warehouse_command_to_avro,
+)
 
-__all__ = ["Answer", "Pipe", "event_answer", "echo_answer"]
+__all__ = ["Answer", "Pipe", "event_answer", "echo_answer", "ledger_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +68,29 @@ def echo_answer() -> Callable[[bytes], tuple[str, str]]:
     return read
 
 
+def ledger_answer() -> Callable[[bytes], tuple[str, str]]:
+    """Reads a warehouse ledger's event: (command id, kind); raises for a SpaceHeld, as a receipt
+    whose space was held is answered by its stock event."""
+    codec = warehouse_event_codec()
+
+    def read(value: bytes) -> tuple[str, str]:
+        record = codec.decode(value)
+        if record["kind"] == "SpaceHeld":
+            raise LookupError("not an answer")
+        return record["command_id"], record["kind"]
+    return read
+
+
 class Pipe:
     def __init__(self, bootstrap: str, commands: str, answers: str,
-                 read_answer: Callable[[bytes], tuple[str, str]], sender: str = "bench") -> None:
+                 read_answer: Callable[[bytes], tuple[str, str]], sender: str = "bench",
+                 ledger: bool = False) -> None:
         self.bootstrap, self.commands, self.answers = bootstrap, commands, answers
-        self.read_answer = read_answer
+        self.readers = {answers: read_answer, **({WAREHOUSE_EVENTS: ledger_answer()} if ledger else {})}
+        self.ledger = ledger
         self.sender = sender
         self.codec = command_codec()
+        self.ledger_codec = warehouse_command_codec()
         self.pending: dict[str, tuple[asyncio.Future, float]] = {}
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                          enable_idempotence=True, linger_ms=1)
@@ -76,16 +103,19 @@ class Pipe:
     async def start(self) -> None:
         await self.producer.start()
         await self.consumer.start()
-        partitions = self.consumer.partitions_for_topic(self.answers)
-        if not partitions:
-            await self.consumer._client.force_metadata_update()
-            partitions = self.consumer.partitions_for_topic(self.answers) or set()
-        tps = [TopicPartition(self.answers, p) for p in sorted(partitions)]
+        tps = [tp for topic in self.readers for tp in await self._partitions(topic)]
         self.consumer.assign(tps)
         await self.consumer.seek_to_end(*tps)
         for tp in tps:  # resolve the positions now, before any command is sent
             await self.consumer.position(tp)
         self._reader = asyncio.create_task(self._read())
+
+    async def _partitions(self, topic: str) -> list[TopicPartition]:
+        partitions = self.consumer.partitions_for_topic(topic)
+        if not partitions:
+            await self.consumer._client.force_metadata_update()
+            partitions = self.consumer.partitions_for_topic(topic) or set()
+        return [TopicPartition(topic, p) for p in sorted(partitions)]
 
     async def stop(self) -> None:
         if self._reader:
@@ -100,13 +130,14 @@ class Pipe:
         while True:
             batches = await self.consumer.getmany(timeout_ms=50, max_records=20_000)
             now = time.perf_counter()
-            for records in batches.values():
+            for tp, records in batches.items():
+                read = self.readers[tp.topic]
                 for record in records:
-                    self._resolve(record.value, now)
+                    self._resolve(read, record.value, now)
 
-    def _resolve(self, value: bytes, now: float) -> None:
+    def _resolve(self, read: Callable[[bytes], tuple[str, str]], value: bytes, now: float) -> None:
         try:
-            command_id, kind = self.read_answer(value)
+            command_id, kind = read(value)
         except Exception:  # not ours to judge here: count nothing, keep reading
             return
         waiting = self.pending.pop(command_id, None)
@@ -121,6 +152,29 @@ class Pipe:
                           body=body, sender=self.sender)
         return self.codec.encode(command_to_avro(command))
 
+    def route(self, command_id: str, sku: str, body: CommandBody) -> tuple[str, str, bytes]:
+        """(topic, key, value) of the command: a receipt goes to its warehouse's ledger."""
+        if not (self.ledger and isinstance(body, AdjustStock) and body.quantity > 0 and not body.hold_id):
+            return self.commands, sku, self.encode(command_id, sku, body)
+        receipt = WarehouseCommand(command_id, body.warehouse, int(time.time() * 1000),
+                                   ReceiveStock(sku, body.quantity, body.reason), self.sender)
+        return WAREHOUSE_COMMANDS, body.warehouse, self.ledger_codec.encode(warehouse_command_to_avro(receipt))
+
+    async def call_ledger(self, command_id: str, warehouse_id: str, body: WarehouseCommandBody,
+                          timeout_s: float = 30.0) -> Answer | None:
+        """Send a command to a warehouse's capacity ledger (``ledger=True``) and await its answer."""
+        future = asyncio.get_running_loop().create_future()
+        self.pending[command_id] = (future, time.perf_counter())
+        command = WarehouseCommand(command_id, warehouse_id, int(time.time() * 1000), body, self.sender)
+        try:
+            await self.producer.send_and_wait(WAREHOUSE_COMMANDS, key=warehouse_id.encode(),
+                                              value=self.ledger_codec.encode(warehouse_command_to_avro(command)))
+            return await asyncio.wait_for(future, timeout_s)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self.pending.pop(command_id, None)
+
     async def call(self, command_id: str, sku: str, body: CommandBody, timeout_s: float = 30.0,
                    sent_at: float | None = None, on_accepted: Callable[[], None] | None = None
                    ) -> Answer | None:
@@ -130,9 +184,9 @@ class Pipe:
         ``on_accepted`` is called then; a failed send raises ``KafkaError``."""
         future = asyncio.get_running_loop().create_future()
         self.pending[command_id] = (future, sent_at if sent_at is not None else time.perf_counter())
-        value = self.encode(command_id, sku, body)
+        topic, key, value = self.route(command_id, sku, body)
         try:
-            delivery = await self.producer.send(self.commands, key=sku.encode(), value=value)
+            delivery = await self.producer.send(topic, key=key.encode(), value=value)
             if on_accepted is not None:
                 await delivery
                 on_accepted()

@@ -27,7 +27,7 @@ from bench.procs import ROOT, Child
 from bench.seeding import seconds_until_serving
 from bench.workload import sku_name
 from chaos.clients import WAREHOUSES, Call, execute
-from chaos.invariants import stop_consumer, table_view, read_changelog, pg_view, violations
+from chaos.invariants import stop_consumer, table_view, read_changelog, pg_view, violations, warehouse_violations
 from chaos.model import check
 from common.settings import Settings, get_settings
 from schemas import event_codec
@@ -35,6 +35,7 @@ from storage.db import create_engine
 from streams.admin import ensure_topics
 from streams.stock.records import AdjustStock, CreateProduct
 from streams.topics import STOCK_COMMANDS, STOCK_EVENTS
+from streams.warehouses.records import CreateWarehouse
 
 __all__ = ["main"]
 
@@ -81,6 +82,11 @@ class Chaos:
                                  body, give_up_s=120)
             self.record(call)
         await asyncio.gather(*(one(i, CreateProduct(f"chaos {i}"), "create") for i in range(self.args.skus)))
+        for warehouse in WAREHOUSES:  # ample room: capacity refusals are integration tests'
+            answer = await pipe.call_ledger(f"{self.prefix}-warehouse-{warehouse}", warehouse,
+                                            CreateWarehouse(warehouse, "chaos", 10**9), timeout_s=120)
+            if answer is None:  # "Refused" here can only be WAREHOUSE_EXISTS: a reused stack
+                raise RuntimeError(f"could not create warehouse {warehouse}: {answer}")
         for warehouse in WAREHOUSES:
             await asyncio.gather(*(one(i, AdjustStock(warehouse, 40, "opening stock"), warehouse)
                                    for i in range(self.args.skus)))
@@ -112,7 +118,7 @@ class Chaos:
 
     async def supervise(self, workers: list[Child]) -> None:
         """Restart a worker that stopped on its own, as a supervisor would (one started while
-        the broker was away, or one that lost a partition to a fence, streams/stock/owner.py)."""
+        the broker was away, or one that lost a partition to a fence, streams/partition/owner.py)."""
         while True:
             await asyncio.sleep(1.0)
             for slot, worker in enumerate(workers):
@@ -176,7 +182,7 @@ class Chaos:
         workers = [self.start_stock(0), self.start_stock(1)]
         supervisor = asyncio.create_task(self.supervise(workers))
         pipe = Pipe(self.settings.kafka_bootstrap_servers, STOCK_COMMANDS, STOCK_EVENTS, event_answer(),
-                    sender="chaos")
+                    sender="chaos", ledger=True)
         await pipe.start()
         engine = create_engine(self.settings.database_url, pool_size=2)
         skus = [sku_name(self.prefix, i) for i in range(self.args.skus)]
@@ -193,19 +199,21 @@ class Chaos:
             log.info("clients done after %.0fs; draining", time.monotonic() - begin)
             table, pg = await self.drain(pipe, engine, skus)
             events = await self.read_events(set(skus))
+            capacity_problems = await warehouse_violations(self.settings, engine, timeout_s=120)
         finally:
             supervisor.cancel()
             await pipe.stop()
             await engine.dispose()
             for proc in reversed(self.children):
                 proc.stop()
-        return self.verdict(table, pg, events, time.monotonic() - begin)
+        return self.verdict(table, pg, events, capacity_problems, time.monotonic() - begin)
 
-    def verdict(self, table: dict, pg: dict, events: list[dict], seconds: float) -> dict:
+    def verdict(self, table: dict, pg: dict, events: list[dict], capacity_problems: list[str],
+                seconds: float) -> dict:
         calls = [json.loads(line) for line in self.history.read_text().splitlines()]
         commands = [c for c in calls if c["op"] == "command" and "-seed-" not in c["id"]]
         report = check(calls, events, table["reservations"], now_ms=int(time.time() * 1000))
-        problems = violations(table, pg)
+        problems = violations(table, pg) + capacity_problems
         outcomes = {k: sum(c["outcome"] == k for c in commands) for k in ("ok", "fail", "unknown")}
         return {
             "commands": len(commands),

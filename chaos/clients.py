@@ -142,7 +142,7 @@ class Clients:
 async def run(args: argparse.Namespace) -> None:
     settings = get_settings()
     pipe = Pipe(settings.kafka_bootstrap_servers, STOCK_COMMANDS, STOCK_EVENTS, event_answer(),
-                sender="chaos")
+                sender="chaos", ledger=True)
     await pipe.start()
     pool = await asyncpg.create_pool(asyncpg_dsn(settings.database_url), min_size=2, max_size=8)
     try:

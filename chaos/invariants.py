@@ -1,4 +1,5 @@
-"""Invariants over the stock table (as its compacted changelog holds it) and PostgreSQL.
+"""Invariants over the stock and warehouse tables (as their compacted changelogs hold them) and
+PostgreSQL.
 
 Used after every integration scenario (``tests/integration``) and at the end of a chaos run.
 ``violations`` lists what is wrong in words; an empty list means:
@@ -8,6 +9,10 @@ Used after every integration scenario (``tests/integration``) and at the end of 
 - PostgreSQL's levels, versions and reservations equal the table's;
 - reserved equals the sum of pending reservations;
 - no command was applied twice (two accepted ledger rows for one command id).
+
+``warehouse_violations`` does the same for the warehouses' capacity ledgers, once settled:
+0 <= stored, 0 <= held, stored + held <= capacity; no space held (every receipt saga ended);
+stored equals the on-hand units of the warehouse's SKUs; PostgreSQL equals the warehouse table.
 """
 from __future__ import annotations
 
@@ -21,9 +26,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from common.settings import Settings
-from streams.topics import changelog_topic
+from streams.topics import STOCK_TABLE, WAREHOUSE_TABLE, changelog_topic
 
-__all__ = ["read_changelog", "pg_view", "table_view", "violations", "wait_until_caught_up"]
+__all__ = ["read_changelog", "pg_view", "table_view", "violations", "wait_until_caught_up",
+           "warehouse_pg_view", "warehouse_table_view", "warehouse_checks", "warehouse_violations"]
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -33,9 +39,10 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         await consumer.stop()
 
 
-async def read_changelog(settings: Settings) -> dict[str, Any]:
-    """The stock table as the compacted changelog holds it: what a recovering worker rebuilds."""
-    topic = changelog_topic(settings)
+async def read_changelog(settings: Settings, table: str = STOCK_TABLE) -> dict[str, Any]:
+    """An area's table (the stock one unless told) as its compacted changelog holds it: what a
+    recovering worker rebuilds."""
+    topic = changelog_topic(settings, table)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 enable_auto_commit=False, group_id=None,
                                 isolation_level="read_committed")
@@ -151,3 +158,64 @@ def violations(table: dict[str, Any], pg: dict[str, Any]) -> list[str]:
     if pg["applied_twice"]:
         found.append(f"commands applied more than once: {pg['applied_twice'][:5]}")
     return found
+
+
+# ------------------------------------------------------------------------------ warehouses
+async def warehouse_pg_view(engine) -> dict[str, dict[str, int]]:
+    """Per warehouse row: PostgreSQL's ledger, and ``on_hand``, the units its SKUs' levels hold."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT w.warehouse_id, w.capacity, w.stored, w.held, w.version, "
+            "coalesce(sum(l.on_hand), 0) AS on_hand FROM warehouses w "
+            "LEFT JOIN inventory_levels l ON l.warehouse = w.warehouse_id "
+            "GROUP BY w.warehouse_id"))).mappings().all()
+    columns = ("capacity", "stored", "held", "version", "on_hand")
+    return {r["warehouse_id"]: {c: int(r[c]) for c in columns} for r in rows}
+
+
+def warehouse_table_view(table: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    """Per existing warehouse: the table's (stored, held, seq). A refused command for an unknown
+    warehouse leaves a ledger with capacity -1 there, which PostgreSQL rightly never gets."""
+    return {key[2:]: (state["stored"], sum(state["holds"].values()), state["seq"])
+            for key, state in table.items() if key.startswith("s:") and state["capacity"] >= 0}
+
+
+def _row_violations(warehouse_id: str, row: dict[str, int]) -> list[str]:
+    stored, held, capacity = row["stored"], row["held"], row["capacity"]
+    found = []
+    if not (0 <= stored and 0 <= held and stored + held <= capacity):
+        found.append(f"warehouse {warehouse_id} negative or over capacity: "
+                     f"stored={stored} held={held} capacity={capacity}")
+    if held:
+        found.append(f"warehouse {warehouse_id}: {held} units of space still held (a receipt unsettled)")
+    if stored != row["on_hand"]:
+        found.append(f"warehouse {warehouse_id}: the ledger stores {stored} units, its SKUs hold "
+                     f"{row['on_hand']}")
+    return found
+
+
+def warehouse_checks(pg: dict[str, dict[str, int]], table: dict[str, tuple[int, int, int]]) -> list[str]:
+    """What is wrong with the warehouses, in words, given both views (empty: nothing)."""
+    found = [v for wid, row in sorted(pg.items()) for v in _row_violations(wid, row)]
+    ledgers = {wid: (row["stored"], row["held"], row["version"]) for wid, row in pg.items()}
+    differ = {wid: (table.get(wid), ledgers.get(wid)) for wid in sorted(set(ledgers) | set(table))
+              if ledgers.get(wid) != table.get(wid)}
+    if differ:
+        found.append("PostgreSQL warehouses (stored, held, version) differ from the warehouse "
+                     f"table's (table, PostgreSQL): {dict(list(differ.items())[:5])}")
+    return found
+
+
+async def warehouse_violations(settings: Settings, engine, timeout_s: float = 30) -> list[str]:
+    """The warehouses' violations once settled, or those left at the deadline.
+
+    Polls until none is left rather than until PostgreSQL merely equals the table with nothing
+    held: the stock sink and a pending FreeSpace may still lag a moment behind then, and the
+    on-hand check would report that lag as a violation."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        table = warehouse_table_view(await read_changelog(settings, WAREHOUSE_TABLE))
+        found = warehouse_checks(await warehouse_pg_view(engine), table)
+        if not found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.5)

@@ -38,10 +38,10 @@ class Settings(BaseSettings):
     # commands on the same SKU is forgotten (its reservation, if ended, too).
     dedup_window: int = 10_000
     # How long the compacted changelog keeps a deleted key's tombstone; a worker's local state
-    # last written longer ago than this is rebuilt from scratch (streams/stock/local.py).
+    # last written longer ago than this is rebuilt from scratch (streams/partition/local.py).
     changelog_delete_retention_s: float = 86_400.0
     # How often a stock worker asks again whether the broker finished its previous transaction
-    # (streams/stock/owner.py): shorter waits less, but every ask costs the broker a request
+    # (streams/partition/owner.py): shorter waits less, but every ask costs the broker a request
     # (bench/README.md, point 9: 2 ms doubled the broker's CPU per decision).
     transaction_retry_backoff_s: float = 0.01
     # How long a starting worker waits for the broker before it gives up.
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     worker_data_dir: str = ".local/worker"
     # The stock agent decides commands in batches of up to this many, waiting at most this long
-    # for a batch to fill: a hot SKU's state is written once per batch (streams/stock/batch.py),
+    # for a batch to fill: a hot SKU's state is written once per batch (streams/partition/batch.py),
     # and each partition's batch is one transaction, which costs the broker the same whatever
     # its size (bench/README.md, point 9: 10 ms kept the rate of 20 ms at 256 clients without
     # its cost at 16).
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     sink_batch_size: int = 500
     sink_batch_seconds: float = 0.05
     # Producer batching: a few milliseconds of linger turns one request per message into one per
-    # batch. The stock agent waits for each batch's acknowledgement (streams/stock/local.py), so
+    # batch. The stock agent waits for each batch's acknowledgement (streams/partition/local.py), so
     # the linger adds to every batch's wait: 1 ms cut the p99 at 400/s from 162 to 76 ms, but
     # more than doubled the broker's CPU per decision, which lowers the peak (bench/README.md).
     producer_linger_s: float = 0.005
@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # A reservation made through the API expires after this long unless committed or released.
     reservation_ttl_s: int = 900
     default_warehouse: str = "default"
+    # The stock worker creates the default warehouse at start (streams/admin.py), so a fresh
+    # install can receive stock at once; its capacity is this many units (practically unlimited).
+    default_warehouse_capacity: int = 1_000_000_000_000
 
     log_level: str = "INFO"
     log_json: bool = True

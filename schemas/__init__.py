@@ -35,6 +35,8 @@ __all__ = [
     "command_codec",
     "event_codec",
     "alert_codec",
+    "warehouse_command_codec",
+    "warehouse_event_codec",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -122,3 +124,11 @@ def event_codec() -> AvroCodec:
 
 def alert_codec() -> AvroCodec:
     return _codec("inventory.events.LowStockAlert")
+
+
+def warehouse_command_codec() -> AvroCodec:
+    return _codec("inventory.warehouses.WarehouseCommand")
+
+
+def warehouse_event_codec() -> AvroCodec:
+    return _codec("inventory.warehouses.WarehouseEvent")

@@ -23,7 +23,7 @@ $PY -m storage.migrate
 echo "[run] creating topics"
 $PY -m streams.admin
 echo "[run] starting the stock worker and the ledger worker"
-# A stock worker whose batch did not commit stops with exit code 70 (streams/stock/owner.py),
+# A stock worker whose batch did not commit stops with exit code 70 (streams/partition/owner.py),
 # so that the batch is redelivered: restart it then, as a supervisor would.
 (while :; do
   $PY -m streams stock --loglevel info && break

@@ -7,6 +7,7 @@
 #   scripts/stack.sh status
 #   scripts/stack.sh env      print the addresses as shell exports
 #   scripts/stack.sh restart-kafka   stop and start the broker (the chaos run does this)
+#   scripts/stack.sh fresh-db        drop and re-create the database ($STACK_PG_DB, default inventory)
 #
 # A server whose address is already given (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL)
 # is used as it is and neither started nor stopped here.
@@ -19,7 +20,8 @@ KAFKA_PORT=${STACK_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${STACK_KAFKA_CONTROLLER_PORT:-19093}
 PG_PORT=${STACK_PG_PORT:-15432}
 REDIS_PORT=${STACK_REDIS_PORT:-16379}
-PG_DB=inventory
+# `make test`, `make bench` and `make chaos` use a fresh database of their own (scripts/harness.sh).
+PG_DB=${STACK_PG_DB:-inventory}
 PG_USER=inventory
 # A local, loopback-only development password; any real deployment passes DATABASE_URL.
 PG_PASSWORD=${STACK_PG_PASSWORD:-inventory-local}
@@ -209,6 +211,16 @@ EOF
   say "PostgreSQL: serving database '$PG_DB'"
 }
 
+pg_fresh_db() {
+  if [ -n "${DATABASE_URL:-}" ]; then say "PostgreSQL: the given DATABASE_URL is left as it is"; return; fi
+  local bin; bin=$(pg_bindir)
+  as_pg "$bin/psql" -h "$PG_HOME" -p "$PG_PORT" -U postgres -qtA -v ON_ERROR_STOP=1 postgres <<EOF >/dev/null
+DROP DATABASE IF EXISTS $PG_DB WITH (FORCE);
+CREATE DATABASE $PG_DB OWNER $PG_USER;
+EOF
+  say "PostgreSQL: database '$PG_DB' is empty"
+}
+
 pg_stop() {
   local bin; bin=$(pg_bindir)
   [ -n "$bin" ] && [ -f "$PG_HOME/data/PG_VERSION" ] || return 0
@@ -298,5 +310,6 @@ case "${1:-}" in
     kafka_stop
     KAFKA_BOOTSTRAP_SERVERS='' kafka_start
     ;;
-  *) echo "usage: $0 start|stop|status|env|restart-kafka" >&2; exit 2 ;;
+  fresh-db) pg_fresh_db ;;
+  *) echo "usage: $0 start|stop|status|env|restart-kafka|fresh-db" >&2; exit 2 ;;
 esac

@@ -17,10 +17,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 __all__ = ["metadata", "products", "inventory_levels", "inventory_transactions", "reservations",
-           "NOTIFY_CHANNEL"]
+           "warehouses", "warehouse_events", "NOTIFY_CHANNEL"]
 
 #: The sink NOTIFYs this channel with every event it persisted, inside the writing transaction,
-#: so a listener learns of an event only once it is durable in the read model.
+#: so a listener learns of an event only once it is durable in the read model. Warehouse ledger
+#: events share it, flagged ``"source": "warehouse"``, so one LISTEN sees a saga's every step.
 NOTIFY_CHANNEL = "stock_events"
 
 metadata = MetaData()
@@ -88,4 +89,43 @@ reservations = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),  # NULL: never
     Index("ix_reservations_sku", "sku"),
+)
+
+# A warehouse's capacity ledger (streams/warehouses/), as of its last event applied.
+warehouses = Table(
+    "warehouses", metadata,
+    Column("warehouse_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("location", Text, nullable=False, server_default=""),
+    Column("capacity", BigInteger, nullable=False),
+    Column("stored", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False, doc="the ledger's seq of the last event applied"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("stored >= 0 AND held >= 0 AND stored + held <= capacity",
+                    name="warehouses_within_capacity"),
+)
+
+warehouse_events = Table(
+    "warehouse_events", metadata,
+    Column("event_id", UUID(as_uuid=False), primary_key=True),
+    Column("command_id", Text, nullable=False),
+    Column("warehouse_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("sku", Text),
+    Column("quantity", BigInteger, nullable=False),
+    Column("hold_id", Text),
+    Column("stored_after", BigInteger, nullable=False),
+    Column("held_after", BigInteger, nullable=False),
+    Column("capacity", BigInteger, nullable=False),
+    Column("reason", Text),
+    Column("detail", Text),
+    Column("sender", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("payload", JSONB, nullable=False),
+    Index("ix_warehouse_events_warehouse_seq", "warehouse_id", "seq"),
+    Index("ix_warehouse_events_command", "command_id"),
 )

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import inventory_levels, products, reservations
+from storage.models import inventory_levels, products, reservations, warehouses
 
-__all__ = ["get_product", "get_levels", "get_reservation", "get_low_stock", "get_variants"]
+__all__ = ["get_product", "get_levels", "get_reservation", "get_low_stock", "get_variants",
+           "get_warehouses"]
 
 
 async def get_product(conn: AsyncConnection, sku: str) -> dict[str, Any] | None:
@@ -52,3 +53,19 @@ async def get_reservation(conn: AsyncConnection, reservation_id: str) -> dict[st
     query = select(reservations).where(reservations.c.reservation_id == reservation_id)
     row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
+
+
+async def get_warehouses(conn: AsyncConnection, warehouse_id: str | None = None) -> list[dict[str, Any]]:
+    """Warehouses with their ledgers and their stock summed over SKUs (one query)."""
+    levels = inventory_levels.c
+    stock = (select(levels.warehouse, func.sum(levels.on_hand).label("on_hand"),
+                    func.sum(levels.reserved).label("reserved"), func.count().label("skus"))
+             .group_by(levels.warehouse).subquery())
+    query = (select(warehouses, func.coalesce(stock.c.on_hand, 0).label("on_hand"),
+                    func.coalesce(stock.c.reserved, 0).label("reserved"),
+                    func.coalesce(stock.c.skus, 0).label("skus"))
+             .outerjoin(stock, stock.c.warehouse == warehouses.c.warehouse_id)
+             .order_by(warehouses.c.warehouse_id))
+    if warehouse_id is not None:
+        query = query.where(warehouses.c.warehouse_id == warehouse_id)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]

@@ -1,12 +1,14 @@
-"""Persists stock events to PostgreSQL, idempotently, one transaction per batch.
+"""Persists stock and warehouse ledger events to PostgreSQL, idempotently, one transaction per batch.
 
 - The ledger (``inventory_transactions``) is keyed by the event's deterministic id: a redelivered
   or re-announced event inserts nothing.
-- Levels and reservations carry the SKU's ``seq``; an upsert only moves them forward, so an old
-  event arriving again never rolls them back.
+  Warehouse events likewise, in ``warehouse_events``.
+- Levels and reservations carry the SKU's ``seq``, warehouses their ledger's; an upsert only
+  moves them forward, so an old event arriving again never rolls them back.
 - Every event is NOTIFYed on ``stock_events`` inside the same transaction (delivered on commit),
-  flagged ``duplicate`` when the ledger had it already. Listeners (the API's waiting requests and
-  WebSocket subscribers) so learn of an event exactly when it is durable.
+  flagged ``duplicate`` when the ledger had it already; a warehouse event also carries
+  ``"source": "warehouse"``. Listeners (the API's waiting requests and WebSocket subscribers) so
+  learn of an event exactly when it is durable.
 """
 from __future__ import annotations
 
@@ -14,13 +16,21 @@ import asyncio
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.models import NOTIFY_CHANNEL, inventory_levels, inventory_transactions, products, reservations
+from storage.models import (
+    NOTIFY_CHANNEL,
+    inventory_levels,
+    inventory_transactions,
+    products,
+    reservations,
+    warehouse_events,
+    warehouses,
+)
 from streams.stock.records import (
     Committed,
     Event,
@@ -30,10 +40,12 @@ from streams.stock.records import (
     Reserved,
     event_to_avro,
 )
+from streams.warehouses.records import WarehouseEvent, warehouse_event_to_avro
 
-__all__ = ["EventSink", "notification"]
+__all__ = ["EventSink", "notification", "warehouse_notification", "duplicate_flags"]
 
 log = logging.getLogger(__name__)
+_E = TypeVar("_E", Event, WarehouseEvent)
 
 
 def _ts(millis: int) -> datetime:
@@ -47,6 +59,26 @@ def notification(event: Event, duplicate: bool) -> dict[str, Any]:
     data["available"] = event.on_hand - event.reserved
     data["duplicate"] = duplicate
     return data
+
+
+def warehouse_notification(event: WarehouseEvent, duplicate: bool) -> dict[str, Any]:
+    """The JSON a warehouse ledger's event is announced with: flat like its Avro record, and told
+    apart from the stock events on the same channel by ``source``."""
+    data = warehouse_event_to_avro(event)
+    data.update(source="warehouse", type=str(event.kind),
+                free=event.capacity - event.stored - event.held, duplicate=duplicate)
+    return data
+
+
+def duplicate_flags(event_ids: Iterable[str], new_ids: set[str]) -> list[bool]:
+    """Per event, whether it is announced as a duplicate: the ledger had it before this batch, or
+    it came earlier in the batch (a listener sees each event fresh at most once)."""
+    announced: set[str] = set()
+    flags = []
+    for event_id in event_ids:
+        flags.append(event_id not in new_ids or event_id in announced)
+        announced.add(event_id)
+    return flags
 
 
 def _ledger_row(event: Event) -> dict[str, Any]:
@@ -67,6 +99,27 @@ def _ledger_row(event: Event) -> dict[str, Any]:
         "sender": event.sender,
         "occurred_at": _ts(event.occurred_at),
         "payload": notification(event, False)["body"],
+    }
+
+
+def _warehouse_event_row(event: WarehouseEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "command_id": event.command_id,
+        "warehouse_id": event.warehouse_id,
+        "kind": str(event.kind),
+        "seq": event.seq,
+        "sku": event.sku or None,
+        "quantity": event.quantity,
+        "hold_id": event.hold_id or None,
+        "stored_after": event.stored,
+        "held_after": event.held,
+        "capacity": event.capacity,
+        "reason": None if event.reason is None else str(event.reason),
+        "detail": event.detail or None,
+        "sender": event.sender,
+        "occurred_at": _ts(event.occurred_at),
+        "payload": warehouse_event_to_avro(event),
     }
 
 
@@ -96,17 +149,39 @@ def _upsert_newer(table: Table, key: list[str], columns: tuple[str, ...], extra=
 # 40% of the ledger worker's CPU (bench/README.md).
 _INSERT_LEDGER = (insert(inventory_transactions).on_conflict_do_nothing(index_elements=["event_id"])
                   .returning(inventory_transactions.c.event_id))
+_INSERT_WAREHOUSE_EVENTS = (insert(warehouse_events).on_conflict_do_nothing(index_elements=["event_id"])
+                            .returning(warehouse_events.c.event_id))
 _INSERT_PRODUCTS = insert(products).on_conflict_do_nothing(index_elements=["sku"])
 _UPSERT_LEVELS = _upsert_newer(inventory_levels, ["sku", "warehouse"],
                                ("on_hand", "reserved", "version", "updated_at", "low_stock_threshold"))
 # A reservation id names one SKU's reservation; another SKU's event never takes its row over.
 _UPSERT_RESERVATIONS = _upsert_newer(reservations, ["reservation_id"], ("state", "version", "updated_at"),
                                      lambda stmt: reservations.c.sku == stmt.excluded.sku)
+# Name, location and created_at are the WarehouseCreated's: inserted once, never updated.
+_UPSERT_WAREHOUSES = _upsert_newer(warehouses, ["warehouse_id"],
+                                   ("capacity", "stored", "held", "version", "updated_at"))
+_NOTIFY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
 
 
 async def _execute(conn: AsyncConnection, stmt: Insert, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(stmt, rows)
+
+
+async def _insert_ledger(conn: AsyncConnection, stmt: Insert, events: Sequence[_E],
+                         row: Callable[[_E], dict[str, Any]]) -> tuple[list[_E], set[str]]:
+    """Insert each event once; the events the ledger did not have before, and their ids."""
+    unique = list({e.event_id: e for e in events}.values())
+    new_ids = set((await conn.execute(stmt, [row(e) for e in unique])).scalars())
+    return [e for e in unique if e.event_id in new_ids], new_ids
+
+
+async def _announce(conn: AsyncConnection, events: Sequence[_E], new_ids: set[str],
+                    payload: Callable[[_E, bool], dict[str, Any]]) -> None:
+    """NOTIFY every event in the writing transaction: delivered on commit, so only once durable."""
+    flags = duplicate_flags((e.event_id for e in events), new_ids)
+    payloads = [json.dumps(payload(e, dup), separators=(",", ":")) for e, dup in zip(events, flags)]
+    await conn.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payloads": payloads})
 
 
 def _product_rows(events: list[Event]) -> list[dict[str, Any]]:
@@ -143,17 +218,44 @@ def _reservation_rows(events: list[Event]) -> list[dict[str, Any]]:
     ), ("reservation_id",))
 
 
+def _warehouse_rows(events: list[WarehouseEvent]) -> list[dict[str, Any]]:
+    """One row per warehouse: its latest ledger, named and dated by its earliest event of the
+    batch (the WarehouseCreated when the row is new; the upsert keeps an existing row's)."""
+    applied = sorted((e for e in events if not e.refused), key=lambda e: e.seq)
+    first: dict[str, WarehouseEvent] = {}
+    for e in applied:
+        first.setdefault(e.warehouse_id, e)
+    return _latest((
+        {"warehouse_id": e.warehouse_id, "name": first[e.warehouse_id].name,
+         "location": first[e.warehouse_id].location, "capacity": e.capacity, "stored": e.stored,
+         "held": e.held, "version": e.seq, "created_at": _ts(first[e.warehouse_id].occurred_at),
+         "updated_at": _ts(e.occurred_at)}
+        for e in applied
+    ), ("warehouse_id",))
+
+
 class EventSink:
     def __init__(self, engine: AsyncEngine, retry_s: float = 0.5) -> None:
         self.engine = engine
         self.retry_s = retry_s
 
     async def write(self, events: Sequence[Event]) -> None:
-        """Persist ``events``, retrying until PostgreSQL takes them (the stream waits meanwhile)."""
+        """Persist stock ``events``, retrying until PostgreSQL takes them (the stream waits meanwhile)."""
+        await self._persist(self._write, events)
+
+    async def write_warehouse_events(self, events: Sequence[WarehouseEvent]) -> None:
+        """Persist warehouse ledger ``events``, retrying like ``write``."""
+        await self._persist(self._write_warehouse, events)
+
+    async def _persist(self, write: Callable[[AsyncConnection, Sequence[_E]], Awaitable[None]],
+                       events: Sequence[_E]) -> None:
+        """One transaction for the batch, retried while PostgreSQL is away."""
+        if not events:
+            return
         while True:
             try:
                 async with self.engine.begin() as conn:
-                    await self._write(conn, events)
+                    await write(conn, events)
                 return
             except (OSError, ConnectionError) as exc:
                 log.warning("PostgreSQL unavailable, retrying", extra={"error": str(exc)})
@@ -164,23 +266,13 @@ class EventSink:
             await asyncio.sleep(self.retry_s)
 
     async def _write(self, conn: AsyncConnection, events: Sequence[Event]) -> None:
-        unique = list({e.event_id: e for e in events}.values())
-        inserted = await conn.execute(_INSERT_LEDGER, [_ledger_row(e) for e in unique])
-        new_ids = set(inserted.scalars())
-        fresh = [e for e in unique if e.event_id in new_ids]
+        fresh, new_ids = await _insert_ledger(conn, _INSERT_LEDGER, events, _ledger_row)
         await _execute(conn, _INSERT_PRODUCTS, _product_rows(fresh))
         await _execute(conn, _UPSERT_LEVELS, _level_rows(fresh))
         await _execute(conn, _UPSERT_RESERVATIONS, _reservation_rows(fresh))
-        await self._notify(conn, events, new_ids)
+        await _announce(conn, events, new_ids, notification)
 
-    async def _notify(self, conn: AsyncConnection, events: Sequence[Event], new_ids: set) -> None:
-        announced: set[str] = set()
-        payloads = []
-        for e in events:
-            fresh = e.event_id in new_ids and e.event_id not in announced
-            announced.add(e.event_id)
-            payloads.append(json.dumps(notification(e, duplicate=not fresh), separators=(",", ":")))
-        await conn.execute(
-            text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
-            {"channel": NOTIFY_CHANNEL, "payloads": payloads},
-        )
+    async def _write_warehouse(self, conn: AsyncConnection, events: Sequence[WarehouseEvent]) -> None:
+        fresh, new_ids = await _insert_ledger(conn, _INSERT_WAREHOUSE_EVENTS, events, _warehouse_event_row)
+        await _execute(conn, _UPSERT_WAREHOUSES, _warehouse_rows(fresh))
+        await _announce(conn, events, new_ids, warehouse_notification)

@@ -1,7 +1,9 @@
 """``python -m streams stock|ledger [options]``: create the topics, run one worker role.
 
-- ``stock`` (``worker`` is another name for it): the faust worker of the stock agent, the single
-  writer of every SKU (``streams/app.py``); the options are faust's worker options.
+- ``stock`` (``worker`` is another name for it): the faust worker of the stock and warehouse
+  agents, the single writers of every SKU and every warehouse's capacity ledger
+  (``streams/app.py``); the options are faust's worker options. It creates the default
+  warehouse at start.
 - ``ledger``: the PostgreSQL sink, a plain consumer group (``streams/ledger/worker.py``); its one
   option is ``--loglevel``.
 
@@ -17,8 +19,8 @@ from pathlib import Path
 
 from common.logs import configure_logging
 from common.settings import Settings, get_settings
-from streams.admin import ensure_topics_when_up, kafka_cluster_id
-from streams.stock.local import claim_data_dir
+from streams.admin import create_default_warehouse, ensure_topics_when_up, kafka_cluster_id
+from streams.partition.local import claim_data_dir
 
 ROLES = ("stock", "ledger")
 _ALIASES = {"worker": "stock"}
@@ -36,10 +38,12 @@ def _split(args: list[str]) -> tuple[str, list[str]]:
 def _run_stock(args: list[str], settings: Settings) -> None:
     claim_data_dir(Path(settings.worker_data_dir), asyncio.run(kafka_cluster_id(settings)),
                    settings.changelog_delete_retention_s)
+    asyncio.run(create_default_warehouse(settings))
     # Imported late: faust binds the running loop on import.
     from streams.app import app
 
-    importlib.import_module("streams.stock.agents")  # registers the agent; the app does not scan
+    importlib.import_module("streams.stock.agents")  # registers the agents; the app does not scan
+    importlib.import_module("streams.warehouses.agents")
     importlib.import_module("streams.stock.clock")  # and the timer that writes the ticks
 
     options = args or ["--loglevel", settings.log_level.lower()]

@@ -1,16 +1,22 @@
-"""Creates the declared topics (idempotently) before workers or the API start."""
+"""Creates the declared topics (idempotently) before workers or the API start, and the default
+warehouse."""
 from __future__ import annotations
 
 import asyncio
 import logging
 
+import time
+
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from common.settings import Settings, get_settings
-from streams.topics import topic_specs
+from schemas import warehouse_command_codec
+from streams.topics import WAREHOUSE_COMMANDS, topic_specs
+from streams.warehouses.records import CreateWarehouse, WarehouseCommand, warehouse_command_to_avro
 
-__all__ = ["ensure_topics", "ensure_topics_when_up", "kafka_cluster_id"]
+__all__ = ["ensure_topics", "ensure_topics_when_up", "kafka_cluster_id", "create_default_warehouse"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,21 @@ async def kafka_cluster_id(settings: Settings) -> str:
         return str((await admin.describe_cluster())["cluster_id"])
     finally:
         await admin.close()
+
+
+async def create_default_warehouse(settings: Settings) -> None:
+    """Ask for the default warehouse. Always the same command id: its ledger remembers it, and
+    once the id is out of its window a repeat is refused as WAREHOUSE_EXISTS, changing nothing."""
+    name = settings.default_warehouse
+    command = WarehouseCommand(f"bootstrap:warehouse:{name}", name, int(time.time() * 1000),
+                               CreateWarehouse(name, "", settings.default_warehouse_capacity), "bootstrap")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(WAREHOUSE_COMMANDS, warehouse_command_codec().encode(
+            warehouse_command_to_avro(command)), key=name.encode())
+    finally:
+        await producer.stop()
 
 
 def main() -> None:

@@ -1,9 +1,11 @@
 """Every Kafka topic of the platform, declared in one place and named by domain.
 
-One writer per topic: the API (and upstream systems) write ``stock-commands``; the stock agent
-writes ``stock-events``, ``stock-commands-dlq`` and its table's changelog; the ledger worker writes
-``stock-events-dlq``. Commands and events are keyed by SKU, so all of one SKU's traffic is on one
-partition, owned by one worker.
+One writer per event topic: the stock agent writes ``stock-events``, ``inventory-alerts``,
+``stock-commands-dlq`` and its table's changelog; the warehouse agent writes ``warehouse-events``,
+``warehouse-commands-dlq`` and its changelog; the ledger worker writes ``stock-events-dlq``.
+Command topics take commands from the API, upstream systems and the other area's agent (a saga's
+next step). Stock commands and events are keyed by SKU, so all of one SKU's traffic is on one
+partition, owned by one worker; warehouse commands and events by warehouse id, likewise.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from dataclasses import dataclass, field
 from common.settings import Settings
 
 __all__ = ["TopicSpec", "STOCK_COMMANDS", "STOCK_EVENTS", "STOCK_COMMANDS_DLQ", "STOCK_EVENTS_DLQ",
-           "INVENTORY_ALERTS", "STOCK_TABLE",
+           "INVENTORY_ALERTS", "STOCK_TABLE", "WAREHOUSE_COMMANDS", "WAREHOUSE_EVENTS",
+           "WAREHOUSE_COMMANDS_DLQ", "WAREHOUSE_TABLE",
            "topic_specs", "changelog_topic"]
 
 STOCK_COMMANDS = "stock-commands"
@@ -22,6 +25,11 @@ STOCK_EVENTS_DLQ = "stock-events-dlq"
 # Low-stock alerts for analytics consumers and live screens (inventory.events.LowStockAlert).
 INVENTORY_ALERTS = "inventory-alerts"
 STOCK_TABLE = "stock"
+# The capacity ledgers of warehouses (streams/warehouses/), keyed by warehouse id.
+WAREHOUSE_COMMANDS = "warehouse-commands"
+WAREHOUSE_EVENTS = "warehouse-events"
+WAREHOUSE_COMMANDS_DLQ = "warehouse-commands-dlq"
+WAREHOUSE_TABLE = "warehouse"
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,8 @@ class TopicSpec:
 
 
 def changelog_topic(settings: Settings, table: str = STOCK_TABLE) -> str:
-    """The stock table's changelog topic (the name faust gave it when it kept the table)."""
+    """An area's table's changelog topic (the stock one's is the name faust gave it when it kept
+    the table)."""
     return f"{settings.app_id}-{table}-changelog"
 
 
@@ -44,9 +53,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(STOCK_COMMANDS_DLQ, n),
         TopicSpec(STOCK_EVENTS_DLQ, n),
         TopicSpec(INVENTORY_ALERTS, n),
+        TopicSpec(WAREHOUSE_COMMANDS, n),
+        TopicSpec(WAREHOUSE_EVENTS, n),
+        TopicSpec(WAREHOUSE_COMMANDS_DLQ, n),
+    ] + [
         # Compacted: the latest value of every key is the state; replaying it recovers the table.
-        TopicSpec(changelog_topic(settings), n, {
+        TopicSpec(changelog_topic(settings, table), n, {
             "cleanup.policy": "compact",
             "delete.retention.ms": str(int(settings.changelog_delete_retention_s * 1000)),
-        }),
+        })
+        for table in (STOCK_TABLE, WAREHOUSE_TABLE)
     ]

@@ -11,6 +11,7 @@ from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
 from storage.queries import get_levels, get_low_stock, get_product, get_variants
 from streams.stock.records import AdjustStock, SetLowStockThreshold
+from streams.warehouses.records import ReceiveStock
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
@@ -75,15 +76,22 @@ async def update_inventory(update: StockUpdateIn, gateway: GatewayDep, engine: E
                            product_id: str = ProductId):
     """Receive (positive) or remove (negative) stock in one warehouse, with a reason.
 
-    409 when removing more than is available (reserved units cannot be removed)."""
+    A receipt first holds space in the warehouse's capacity ledger: 409 (`CAPACITY_EXCEEDED`)
+    when the warehouse has not that much room left across all its SKUs, 404 for an unknown
+    warehouse. 409 when removing more than is available (reserved units cannot be removed)."""
     if update.quantity_change == 0:
         raise Problem(422, "Invalid quantity", "quantity_change must not be 0")
     async with engine.connect() as conn:
         if await get_product(conn, product_id) is None:
             raise Problem(404, "Unknown product", f"no product {product_id}")
-    body = AdjustStock(update.warehouse or settings.default_warehouse, update.quantity_change,
-                       update.reason)
-    event = decided(await gateway.execute(command_id, product_id, body), command_id)
+    warehouse = update.warehouse or settings.default_warehouse
+    if update.quantity_change > 0:
+        receipt = ReceiveStock(product_id, update.quantity_change, update.reason)
+        answer = await gateway.execute_warehouse(command_id, warehouse, receipt)
+    else:
+        body = AdjustStock(warehouse, update.quantity_change, update.reason)
+        answer = await gateway.execute(command_id, product_id, body)
+    event = decided(answer, command_id)
     return level_of(event) if isinstance(event, dict) else event
 
 

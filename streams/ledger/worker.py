@@ -1,13 +1,16 @@
-"""The ledger worker: every stock event into PostgreSQL, a batch at a time, as one consumer group.
+"""The ledger worker: every stock and warehouse event into PostgreSQL, a batch at a time, as one
+consumer group.
 
 A plain aiokafka consumer group, not a faust agent: the sink keeps no table, and faust's
 per-record path (its consumer thread, stream, codec and acks) cost about 1 ms of CPU per event.
 On two cores that CPU came straight out of the stock worker's decisions (bench/README.md). Here a
-batch costs one fetch, a decode per record, one PostgreSQL transaction and one offset commit.
+batch costs one fetch, a decode per record (with its topic's codec), one PostgreSQL transaction
+per area present (stock events, warehouse ledger events) and one offset commit.
 
-At-least-once: a batch's offsets are committed only after PostgreSQL has it, and a redelivered
-batch changes nothing (``storage/sink.py`` upserts by event id and version). A record that cannot
-be decoded goes to ``stock-events-dlq`` with the reason, and the worker carries on.
+At-least-once: a batch's offsets are committed only after PostgreSQL has all of it, and a
+redelivered batch changes nothing (``storage/sink.py`` upserts by event id and version). A record
+that cannot be decoded, of either topic, goes to ``stock-events-dlq`` with the reason and its
+source (topic/partition/offset), and the worker carries on.
 """
 from __future__ import annotations
 
@@ -16,18 +19,19 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
 from common.settings import Settings
-from schemas import event_codec
+from schemas import AvroCodec, event_codec, warehouse_event_codec
 from storage.db import create_engine
 from storage.sink import EventSink
 from streams.stock.records import Event, event_from_avro
-from streams.topics import STOCK_EVENTS, STOCK_EVENTS_DLQ
+from streams.topics import STOCK_EVENTS, STOCK_EVENTS_DLQ, WAREHOUSE_EVENTS
+from streams.warehouses.records import WarehouseEvent, warehouse_event_from_avro
 
 __all__ = ["LedgerWorker", "ledger_group", "run"]
 
@@ -42,20 +46,26 @@ def _source(record: ConsumerRecord) -> bytes:
     return f"{record.topic}/{record.partition}/{record.offset}".encode()
 
 
+def _decoders() -> dict[str, tuple[AvroCodec, Callable[[Any], Event | WarehouseEvent]]]:
+    """Per topic read: its codec and the mapping onto its domain's event."""
+    return {STOCK_EVENTS: (event_codec(), event_from_avro),
+            WAREHOUSE_EVENTS: (warehouse_event_codec(), warehouse_event_from_avro)}
+
+
 class LedgerWorker:
     """Fetch a batch, persist it, commit its offsets; until told to stop."""
 
     def __init__(self, settings: Settings, sink: EventSink) -> None:
         self.settings, self.sink = settings, sink
-        self._codec = event_codec()
+        self._decoders = _decoders()
         self.consumer = AIOKafkaConsumer(
-            STOCK_EVENTS,
+            *self._decoders,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=ledger_group(settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # The stock worker commits its events in transactions; an aborted one (a fenced
-            # previous owner's, streams/stock/owner.py) must never reach the ledger.
+            # The stock and warehouse agents commit their events in transactions; an aborted one
+            # (a fenced previous owner's, streams/partition/owner.py) must never reach the ledger.
             isolation_level="read_committed",
             max_poll_records=settings.sink_batch_size,
             # The same trap as the stock worker's (streams/tuning.py): a long-held fetch on quiet
@@ -90,8 +100,8 @@ class LedgerWorker:
         events, malformed = self._decode(records)
         for record, reason in malformed:
             await self._dead_letter(record, reason)
-        if events:
-            await self.sink.write(events)
+        await self.sink.write([e for e in events if isinstance(e, Event)])
+        await self.sink.write_warehouse_events([e for e in events if isinstance(e, WarehouseEvent)])
         self._pending.update({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
         await self._commit_due()
         return len(records)
@@ -109,11 +119,13 @@ class LedgerWorker:
                 count += len(records)
         return batches
 
-    def _decode(self, records: list[ConsumerRecord]) -> tuple[list[Event], list[tuple[ConsumerRecord, str]]]:
+    def _decode(self, records: list[ConsumerRecord]
+                ) -> tuple[list[Event | WarehouseEvent], list[tuple[ConsumerRecord, str]]]:
         events, malformed = [], []
         for record in records:
+            codec, from_avro = self._decoders[record.topic]
             try:
-                events.append(event_from_avro(self._codec.decode(record.value)))
+                events.append(from_avro(codec.decode(record.value)))
             except (SchemaError, KeyError, TypeError, ValueError) as exc:
                 malformed.append((record, f"{type(exc).__name__}: {exc}"))
         return events, malformed
@@ -122,7 +134,8 @@ class LedgerWorker:
         headers = [("error", reason.encode()), ("source", _source(record))]
         await self.producer.send_and_wait(STOCK_EVENTS_DLQ, record.value, key=record.key, headers=headers)
         log.warning("dead-lettered an event record",
-                    extra={"reason": reason, "partition": record.partition, "offset": record.offset})
+                    extra={"reason": reason, "topic": record.topic, "partition": record.partition,
+                           "offset": record.offset})
 
     async def _commit_due(self, force: bool = False) -> None:
         """Commit what PostgreSQL has, at most every ``commit_interval_s``.

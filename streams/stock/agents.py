@@ -2,8 +2,10 @@
 
 Thin glue around ``StockStore``: take a batch of command records, decide them in log order per
 partition against a ``TableBatch`` over the partition's local state, and commit each partition's
-changelog records, decision events and dead letters in one transaction of the partition's own,
-fenced producer (``streams/stock/owner.py``); once committed, the records go to the local state.
+changelog records, decision events, dead letters and the commands it sends to warehouse ledgers
+(a receipt's settlement, space freed: ``streams/warehouses/saga.py``) in one transaction of the
+partition's own, fenced producer (``streams/partition/owner.py``); once committed, the records go
+to the local state.
 A record that cannot be decoded goes to the dead-letter topic with the reason in its headers, and
 the agent carries on.
 
@@ -13,22 +15,27 @@ per-record recovery took two minutes for 100,000 SKUs (bench/README.md).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from itertools import groupby
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, MutableMapping, Sequence
 
 from common.errors import InventoryError, MalformedRecordError
-from schemas import alert_codec, command_codec, event_codec
+from schemas import alert_codec, command_codec, event_codec, warehouse_command_codec
 from streams.app import app, settings, stock_commands
-from streams.stock.batch import TableBatch
-from streams.stock.local import PartitionState
-from streams.stock.owner import Decided, DeadLetter, Owners
+from streams.partition.agent import dead_letter, decide_and_commit, stop_uncommitted
+from streams.partition.owner import Decided, Owners
 from streams.stock.records import CLOCK_KEY, Command, Event, Tick, command_from_avro, event_to_avro
 from streams.stock.store import StockStore
-from streams.topics import STOCK_COMMANDS
+from streams.topics import (
+    INVENTORY_ALERTS,
+    STOCK_COMMANDS,
+    STOCK_COMMANDS_DLQ,
+    STOCK_EVENTS,
+    STOCK_TABLE,
+    WAREHOUSE_COMMANDS,
+)
+from streams.warehouses.records import warehouse_command_to_avro
+from streams.warehouses.saga import space_commands_for
 
 __all__ = ["owners", "process_stock_commands", "decode_command", "decide_batch"]
 
@@ -36,8 +43,9 @@ log = logging.getLogger(__name__)
 _commands = command_codec()
 _events = event_codec()
 _alerts = alert_codec()
+_warehouse_commands = warehouse_command_codec()
 
-owners = Owners(settings, Path(settings.worker_data_dir))
+owners = Owners(settings, Path(settings.worker_data_dir), STOCK_TABLE)
 
 
 def decode_command(key: bytes | None, value: bytes | None) -> Command:
@@ -54,40 +62,42 @@ def decode_command(key: bytes | None, value: bytes | None) -> Command:
     return command
 
 
-def _dead_letter(event, reason: str) -> DeadLetter:
-    message = event.message
-    log.warning("dead-lettering a command record", extra={"reason": reason, "offset": message.offset,
-                                                         "partition": message.partition})
-    headers = [("error", reason.encode()),
-               ("source", f"{message.topic}/{message.partition}/{message.offset}".encode())]
-    return event.key, event.value, headers
-
-
-def _alert(fact: Event) -> tuple[bytes, bytes]:
-    return fact.sku.encode(), _alerts.encode({
+def _alert(fact: Event) -> bytes:
+    return _alerts.encode({
         "event_id": fact.event_id, "sku": fact.sku, "warehouse": fact.warehouse,
         "available": fact.on_hand - fact.reserved, "threshold": fact.low_stock_threshold,
         "occurred_at": fact.occurred_at})
 
 
-def decide_batch(store: StockStore, events: Sequence) -> Decided:
+def _announce(decided: Decided, command: Command, facts: list[Event]) -> None:
+    """The decision's events and alerts, and the ledger commands it sends (streams/warehouses/saga.py)."""
+    for fact in facts:
+        decided.send(STOCK_EVENTS, fact.sku.encode(), _events.encode(event_to_avro(fact)))
+        if fact.low_stock:
+            decided.send(INVENTORY_ALERTS, fact.sku.encode(), _alert(fact))
+    for step in space_commands_for(command, facts):
+        decided.send(WAREHOUSE_COMMANDS, step.warehouse_id.encode(),
+                     _warehouse_commands.encode(warehouse_command_to_avro(step)))
+
+
+def decide_batch(table: MutableMapping[str, Any], events: Sequence) -> Decided:
     """Decides one partition's records in order: the events to publish, the low-stock alerts
-    they raise, and the records to dead-letter."""
+    they raise, the ledger commands they send, and the records to dead-letter."""
+    store = StockStore(table, window=settings.dedup_window)
     decided = Decided()
     for event in events:
         try:
             command = decode_command(event.key, event.value)
         except InventoryError as exc:
-            decided.dead_letters.append(_dead_letter(event, f"{type(exc).__name__}: {exc}"))
+            dead_letter(decided, STOCK_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
             continue
         try:
             facts = store.handle(command)
         except Exception as exc:  # a bug must not stop the partition; the record is kept
             log.exception("command failed", extra={"command_id": command.command_id})
-            decided.dead_letters.append(_dead_letter(event, f"{type(exc).__name__}: {exc}"))
+            dead_letter(decided, STOCK_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
             continue
-        decided.events.extend((fact.sku.encode(), _events.encode(event_to_avro(fact))) for fact in facts)
-        decided.alerts.extend(_alert(fact) for fact in facts if fact.low_stock)
+        _announce(decided, command, facts)
     return decided
 
 
@@ -96,35 +106,9 @@ async def process_stock_commands(stream):
     async for events in stream.take_events(settings.command_batch_size,
                                            within=settings.command_batch_seconds):
         try:
-            await _decide_and_commit(events)
-        except Exception:  # leaving the loop would acknowledge the batch: see _stop_uncommitted
-            _stop_uncommitted()
-
-
-async def _decide_and_commit(events: Sequence) -> None:
-    # A stable sort keeps each partition's records in log order.
-    ordered = sorted(events, key=lambda e: e.message.partition)
-    commits = []
-    for partition, records in groupby(ordered, key=lambda e: e.message.partition):
-        owner = await owners.acquire(partition)
-        batch = TableBatch(PartitionState(owner.db))
-        decided = decide_batch(StockStore(batch, window=settings.dedup_window), list(records))
-        commits.append(owner.publish(batch.writes(), decided))
-    # The partitions' transactions are independent: commit them side by side.
-    await asyncio.gather(*commits)
-
-
-def _stop_uncommitted() -> NoReturn:
-    """A batch did not commit: fenced (another worker owns the partition now), refused by the
-    broker, or its partition could not be taken over (the local state could not be opened, the
-    broker was away). Leaving the loop would acknowledge its records and let faust commit their
-    offsets, so the commands would never be decided: stop at once instead, as a kill -9 would,
-    and let the supervisor restart the worker; its successor (or this worker, restarted) redoes
-    the batch."""
-    log.critical("a batch did not commit; stopping so that its commands are redelivered",
-                 exc_info=True)
-    logging.shutdown()
-    os._exit(70)
+            await decide_and_commit(owners, events, decide_batch)
+        except Exception:  # leaving the loop would acknowledge the batch: see stop_uncommitted
+            stop_uncommitted()
 
 
 @app.on_partitions_revoked.connect

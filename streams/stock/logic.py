@@ -105,6 +105,15 @@ def _adjust_stock(state: SkuState, command: Command, body: AdjustStock) -> list[
                        body.warehouse)
     if not body.warehouse:
         return _reject(state, command, RejectReason.OTHER, "warehouse must not be empty")
+    if body.quantity < 0 and body.hold_id:
+        return _reject(state, command, RejectReason.OTHER, "only a receipt comes with a hold",
+                       body.warehouse)
+    if body.quantity > 0 and not body.hold_id:
+        # Capacity is a hard limit: units come in only with space held in the warehouse's ledger
+        # (a ReceiveStock on warehouse-commands, streams/warehouses/).
+        return _reject(state, command, RejectReason.SPACE_NOT_HELD,
+                       f"a receipt goes through warehouse {body.warehouse}'s capacity ledger",
+                       body.warehouse)
     before = state.level(body.warehouse)
     after = Level(before.on_hand + body.quantity, before.reserved)
     if after.on_hand < after.reserved:

@@ -65,6 +65,7 @@ class RejectReason(StrEnum):
     RESERVATION_NOT_PENDING = "RESERVATION_NOT_PENDING"
     RESERVATION_EXISTS = "RESERVATION_EXISTS"
     RESERVATION_EXPIRED = "RESERVATION_EXPIRED"
+    SPACE_NOT_HELD = "SPACE_NOT_HELD"  # a receipt that did not come through its warehouse's ledger
     INVALID_QUANTITY = "INVALID_QUANTITY"
     OTHER = "OTHER"
 
@@ -136,6 +137,7 @@ class AdjustStock:
     warehouse: str
     quantity: int
     reason: str
+    hold_id: str = ""  # a receipt's space in the warehouse (streams/warehouses), set by its ledger
 
 
 @dataclass(frozen=True, slots=True)

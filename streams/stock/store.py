@@ -35,7 +35,7 @@ import logging
 from dataclasses import replace
 from typing import Any, MutableMapping
 
-from streams.stock.batch import items_between
+from streams.partition.batch import items_between
 from streams.stock.logic import decide, fold
 from streams.stock.records import (
     Command,

@@ -1,1 +1,1 @@
-"""The warehouse area: each warehouse's capacity ledger, owned by one partition (keyed by warehouse id)."""
+"""Warehouses: each one's capacity ledger, a single writer keyed by warehouse id."""

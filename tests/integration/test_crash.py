@@ -72,7 +72,7 @@ async def test_a_frozen_worker_that_lost_its_partitions_writes_nothing_when_it_w
         client, settings, engine, worker, api, process_env, logdir, tmp_path):
     """A zombie: the worker is frozen (SIGSTOP) mid-stream, a successor takes its partitions after
     the session timeout, and the frozen one then wakes with decided batches in hand. Its writes
-    must not land (streams/stock/owner.py: the successor's producers fence it); before the fence,
+    must not land (streams/partition/owner.py: the successor's producers fence it); before the fence,
     a woken worker's buffered writes made a second history of the same SKUs."""
     stock, requests = 40, 300  # 37 or 38 requests per SKU: every one is served
     skus = [await create_stocked_product(client, stock) for _ in range(8)]

@@ -1,4 +1,4 @@
-"""Partition ownership on the real broker (streams/stock/owner.py): a successor fences the previous
+"""Partition ownership on the real broker (streams/partition/owner.py): a successor fences the previous
 owner, recovers what it committed, and nothing the fenced one sends afterwards is ever read."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.admin import ensure_topics
-from streams.stock.local import PartitionState
-from streams.stock.owner import Decided, Owners
+from streams.partition.local import PartitionState
+from streams.partition.owner import Decided, Owners
 from streams.topics import changelog_topic
 
 from .conftest import stop_consumer

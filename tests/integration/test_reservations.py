@@ -10,7 +10,14 @@ import websockets
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
-from streams.topics import STOCK_COMMANDS, STOCK_COMMANDS_DLQ, STOCK_EVENTS, STOCK_EVENTS_DLQ
+from streams.topics import (
+    STOCK_COMMANDS,
+    STOCK_COMMANDS_DLQ,
+    STOCK_EVENTS,
+    STOCK_EVENTS_DLQ,
+    WAREHOUSE_COMMANDS,
+    WAREHOUSE_COMMANDS_DLQ,
+)
 
 from .conftest import assert_invariants, create_stocked_product, stop_consumer
 
@@ -185,7 +192,8 @@ async def _dead_lettered(settings, topic: str, dead_letters: str, key: bytes, va
 @pytest.mark.parametrize("topic, dead_letters, reader", [
     (STOCK_COMMANDS, STOCK_COMMANDS_DLQ, "worker"),  # an upstream producer's garbage command
     (STOCK_EVENTS, STOCK_EVENTS_DLQ, "ledger"),      # a stray producer on the events topic
-], ids=["command-to-stock-worker", "event-to-ledger"])
+    (WAREHOUSE_COMMANDS, WAREHOUSE_COMMANDS_DLQ, "worker"),  # garbage for a warehouse's ledger
+], ids=["command-to-stock-worker", "event-to-ledger", "command-to-warehouse-ledger"])
 async def test_malformed_record_goes_to_the_dead_letter_topic_and_its_reader_keeps_running(
         client, settings, engine, worker, request, topic, dead_letters, reader):
     sku = await create_stocked_product(client, 3)

@@ -226,5 +226,5 @@ def test_every_build_copies_every_package():
 
 
 def test_the_stock_worker_is_restarted_when_it_stops():
-    # It stops on purpose (exit code 70) when a batch did not commit (streams/stock/owner.py).
+    # It stops on purpose (exit code 70) when a batch did not commit (streams/partition/owner.py).
     assert _services()["worker"].get("restart") in ("unless-stopped", "always", "on-failure")

@@ -1,4 +1,4 @@
-"""The stock table's local state (streams/stock/local.py) on a real RocksDB."""
+"""The stock table's local state (streams/partition/local.py) on a real RocksDB."""
 from __future__ import annotations
 
 import os
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from streams.stock.batch import DELETED, TableBatch
-from streams.stock.local import (
+from streams.partition.batch import DELETED, TableBatch
+from streams.partition.local import (
     PartitionState, apply_changelog, changelog_records, claim_data_dir, encode, open_partition,
     stored_offset,
 )
@@ -16,7 +16,7 @@ DAY = 86_400.0
 
 
 def write_acknowledged(db, writes, offsets) -> None:
-    """What a partition's owner does once a batch committed (streams/stock/owner.py)."""
+    """What a partition's owner does once a batch committed (streams/partition/owner.py)."""
     apply_changelog(db, [(k, v, o) for (k, v), o in zip(changelog_records(writes), offsets)])
 
 

@@ -24,6 +24,7 @@ from streams.stock.records import (
     Reserved,
     SetLowStockThreshold,
     SkuState,
+    StockAdjusted,
     event_id_for,
 )
 
@@ -46,7 +47,7 @@ def run(state: SkuState, *commands: Command) -> tuple[SkuState, list]:
 
 def stocked(units: int = 10) -> SkuState:
     state, _ = run(SkuState(SKU), cmd("p", CreateProduct("Shirt")),
-                   cmd("in", AdjustStock("north", units, "received")))
+                   cmd("in", AdjustStock("north", units, "received", hold_id="in")))
     return state
 
 
@@ -59,10 +60,19 @@ def test_create_then_receive_sets_levels_and_versions():
 
 def test_unknown_product_is_rejected_and_changes_nothing():
     state = SkuState(SKU)
-    [event] = decide(state, cmd("c", AdjustStock("north", 5, "received")))
+    [event] = decide(state, cmd("c", AdjustStock("north", 5, "received", hold_id="c")))
     assert isinstance(event.body, CommandRejected)
     assert event.body.reason is RejectReason.UNKNOWN_PRODUCT
     assert evolve(state, event) == state
+
+
+def test_a_receipt_without_space_held_in_its_warehouse_is_refused_a_removal_needs_none():
+    state = stocked(5)
+    after, [refused] = run(state, cmd("in2", AdjustStock("north", 3, "received")))
+    assert refused.body.reason is RejectReason.SPACE_NOT_HELD
+    assert after == state and refused.seq == state.seq and refused.on_hand_delta == 0
+    after, [removed] = run(state, cmd("out", AdjustStock("north", -2, "damaged")))
+    assert isinstance(removed.body, StockAdjusted) and after.level("north") == Level(3, 0)
 
 
 def test_reserve_holds_stock_and_rejects_beyond_available():
@@ -208,7 +218,8 @@ reservation_ids = st.sampled_from([f"res-{i}" for i in range(6)])
 warehouses = st.sampled_from(WAREHOUSES)
 bodies = st.one_of(
     st.builds(CreateProduct, st.sampled_from(["Shirt", ""])),
-    st.builds(AdjustStock, warehouses, quantities, st.just("adjust")),
+    # A receipt carries the hold of its space, as its warehouse's ledger sends it.
+    st.builds(lambda wh, q: AdjustStock(wh, q, "adjust", "hold" if q > 0 else ""), warehouses, quantities),
     st.builds(Reserve, reservation_ids, st.just("order"), warehouses, quantities,
               st.sampled_from([0, 0, 1, 3, 10, -1])),
     st.builds(Release, reservation_ids),

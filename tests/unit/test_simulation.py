@@ -7,7 +7,8 @@ the last steps. ``SIM_SEEDS=5000 pytest tests/unit/test_simulation.py`` is a lon
 The model
 ---------
 - **Clients** append commands to the partition logs (a SKU's partition is fixed) in a random
-  interleaving: CreateProduct, AdjustStock (receipts, removals, invalid ones), Reserve (two
+  interleaving: CreateProduct, AdjustStock (receipts with the hold of their warehouse space, as
+  its capacity ledger sends them, a few without one, removals, invalid ones), Reserve (two
   warehouses, fresh and reused reservation ids, some with a TTL), Release and Commit (of live,
   ended, foreign and unknown reservations), low-stock thresholds (invalid ones included), some
   for a *ghost* SKU that nobody creates. Time is the client's step count (``issued_at``).
@@ -237,7 +238,10 @@ class Clients:
             quantity = 0
         else:
             quantity = self.rng.randint(1, 10) if roll < 0.6 else -self.rng.randint(1, 8)
-        return AdjustStock(self._warehouse(), quantity, "received" if quantity > 0 else "removed")
+        # A receipt holds space in its warehouse's ledger first (streams/warehouses/), but an
+        # upstream producer may write one to the topic directly, without a hold.
+        hold = f"hold-{self.count}" if quantity > 0 and self.rng.random() < 0.95 else ""
+        return AdjustStock(self._warehouse(), quantity, "received" if quantity > 0 else "removed", hold)
 
     def _reserve(self, sku: str) -> Reserve:
         roll = self.rng.random()
@@ -450,6 +454,8 @@ class TinySku:
         return "ProductCreated"
 
     def _adjust(self, body: AdjustStock) -> str:
+        if body.quantity > 0 and not body.hold_id:
+            return "SPACE_NOT_HELD"
         level = self.stock.setdefault(body.warehouse, [0, 0])
         if level[0] + body.quantity < level[1]:
             return "INSUFFICIENT_STOCK"

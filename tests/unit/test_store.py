@@ -18,7 +18,7 @@ from streams.stock.records import (
     Reserved,
     Tick,
 )
-from streams.stock.batch import DELETED, TableBatch
+from streams.partition.batch import DELETED, TableBatch
 from streams.stock.store import StockStore
 
 SKU = "SKU-1"
@@ -62,7 +62,7 @@ def cmd(command_id: str, body) -> Command:
 
 def setup(store: StockStore, units: int = 10) -> None:
     store.handle(cmd("create", CreateProduct("Shirt")))
-    store.handle(cmd("receive", AdjustStock("w", units, "received")))
+    store.handle(cmd("receive", AdjustStock("w", units, "received", hold_id="receive")))
 
 
 def test_same_command_twice_applies_once_and_answers_the_same():
@@ -89,7 +89,7 @@ def test_a_rejection_before_the_product_exists_is_remembered_after_it_is_created
     and changes nothing; it used to be decided again, and applied."""
     table = RecordingTable()
     store = StockStore(table)
-    early = cmd("early", AdjustStock("w", 5, "received"))
+    early = cmd("early", AdjustStock("w", 5, "received", hold_id="early"))
     [rejected] = store.handle(early)
     assert rejected.is_rejection and str(rejected.body.reason) == "UNKNOWN_PRODUCT"
 
@@ -107,7 +107,7 @@ def test_the_window_forgets_old_commands_and_their_ended_reservations():
     store.handle(cmd("r", Reserve("res", "o", "w", 1)))
     store.handle(cmd("x", Release("res")))
     for i in range(6):
-        store.handle(cmd(f"n{i}", AdjustStock("w", 1, "received")))
+        store.handle(cmd(f"n{i}", AdjustStock("w", 1, "received", hold_id=f"n{i}")))
     command_keys = [k for k in table if k.startswith("c:")]
     assert len(command_keys) == 4, command_keys
     assert f"r:{SKU}:res" not in table, "an ended reservation is dropped with the command that ended it"
@@ -115,7 +115,7 @@ def test_the_window_forgets_old_commands_and_their_ended_reservations():
 
 
 body_strategy = st.one_of(
-    st.builds(AdjustStock, st.just("w"), st.integers(-3, 5), st.just("adj")),
+    st.builds(lambda q: AdjustStock("w", q, "adj", "hold" if q > 0 else ""), st.integers(-3, 5)),
     st.builds(Reserve, st.sampled_from(["a", "b", "c"]), st.just("o"), st.just("w"), st.integers(1, 4),
               st.sampled_from([0, 10, 25, 60])),
     st.builds(Release, st.sampled_from(["a", "b", "c"])),
@@ -171,7 +171,7 @@ SKUS = ("SKU-1", "SKU-2")
 def setup_skus(store: StockStore) -> None:
     for sku in SKUS:
         store.handle(Command(f"create-{sku}", sku, 1, CreateProduct("Shirt")))
-        store.handle(Command(f"receive-{sku}", sku, 1, AdjustStock("w", 6, "received")))
+        store.handle(Command(f"receive-{sku}", sku, 1, AdjustStock("w", 6, "received", f"receive-{sku}")))
 
 
 sku_command_strategy = st.tuples(st.sampled_from(SKUS), body_strategy)
@@ -196,7 +196,7 @@ def test_a_crash_inside_a_batch_then_redelivery_equals_no_crash(pairs, data):
     expected = [clean.handle(c) for c in commands]
 
     start = data.draw(st.integers(0, len(commands) - 1), label="batch start")
-    # A redelivery repeats at most a window's worth of a SKU's commands (streams/stock/batch.py).
+    # A redelivery repeats at most a window's worth of a SKU's commands (streams/partition/batch.py).
     size = data.draw(st.integers(1, min(5, len(commands) - start)), label="batch size")
     table = RecordingTable()
     setup_skus(StockStore(table, window=5))

@@ -5,7 +5,7 @@ it holds, so a restarted worker (or one that gets a partition back) replays only
 tail instead of all of it (a full replay of 100,000 SKUs took about two minutes with faust's
 per-record recovery, bench/README.md).
 
-The owner writes a batch here only after its transaction committed (``streams/stock/owner.py``),
+The owner writes a batch here only after its transaction committed (``streams/partition/owner.py``),
 together with the offset it reached, in one atomic ``WriteBatch``; recovery applies the
 changelog's committed records the same way. The local database is therefore always a prefix of
 the committed changelog, also after a kill -9.
@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from rocksdict import Options, Rdict, WriteBatch
 
-from streams.stock.batch import DELETED
+from streams.partition.batch import DELETED
 
 __all__ = ["PartitionState", "claim_data_dir", "encode", "open_partition", "stored_offset",
            "changelog_records", "apply_changelog"]

@@ -1,0 +1,99 @@
+"""The warehouse agent: the single writer of every warehouse's capacity ledger on its partitions.
+
+The same glue as the stock agent (``streams/partition/agent.py``) around ``WarehouseStore``: a
+batch of ``warehouse-commands`` records is decided per partition in log order, and each
+partition's changelog records, ledger events, dead letters and the receipts it sends on to the
+SKUs' owners (``saga.py``) are committed in one transaction of its fenced producer.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, MutableMapping, Sequence
+
+from common.errors import InventoryError, MalformedRecordError
+from schemas import command_codec, warehouse_command_codec, warehouse_event_codec
+from streams.app import app, settings, warehouse_commands
+from streams.partition.agent import dead_letter, decide_and_commit, stop_uncommitted
+from streams.partition.owner import Decided, Owners
+from streams.stock.records import command_to_avro
+from streams.topics import (
+    STOCK_COMMANDS,
+    WAREHOUSE_COMMANDS,
+    WAREHOUSE_COMMANDS_DLQ,
+    WAREHOUSE_EVENTS,
+    WAREHOUSE_TABLE,
+)
+from streams.warehouses.records import (
+    WarehouseCommand,
+    warehouse_command_from_avro,
+    warehouse_event_to_avro,
+)
+from streams.warehouses.saga import receipts_for
+from streams.warehouses.store import WarehouseStore
+
+__all__ = ["owners", "process_warehouse_commands", "decode_warehouse_command", "decide_warehouse_batch"]
+
+log = logging.getLogger(__name__)
+_commands = warehouse_command_codec()
+_events = warehouse_event_codec()
+_stock_commands = command_codec()
+
+owners = Owners(settings, Path(settings.worker_data_dir), WAREHOUSE_TABLE)
+
+
+def decode_warehouse_command(key: bytes | None, value: bytes | None) -> WarehouseCommand:
+    data = _commands.decode(value or b"")
+    try:
+        command = warehouse_command_from_avro(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedRecordError(f"command does not map onto the domain: {exc}") from exc
+    if key is None or key.decode("utf-8", "replace") != command.warehouse_id:
+        raise MalformedRecordError(f"record key {key!r} is not the command's warehouse "
+                                   f"{command.warehouse_id!r}")
+    return command
+
+
+def decide_warehouse_batch(table: MutableMapping[str, Any], events: Sequence) -> Decided:
+    """Decides one partition's records in order: the ledger events, the receipts they send to
+    the SKUs' owners, and the records to dead-letter."""
+    store = WarehouseStore(table, window=settings.dedup_window)
+    decided = Decided()
+    for event in events:
+        try:
+            command = decode_warehouse_command(event.key, event.value)
+        except InventoryError as exc:
+            dead_letter(decided, WAREHOUSE_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
+            continue
+        try:
+            facts = store.handle(command)
+        except Exception as exc:  # a bug must not stop the partition; the record is kept
+            log.exception("command failed", extra={"command_id": command.command_id})
+            dead_letter(decided, WAREHOUSE_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
+            continue
+        for fact in facts:
+            decided.send(WAREHOUSE_EVENTS, fact.warehouse_id.encode(),
+                         _events.encode(warehouse_event_to_avro(fact)))
+        for receipt in receipts_for(command, facts):
+            decided.send(STOCK_COMMANDS, receipt.sku.encode(), _stock_commands.encode(command_to_avro(receipt)))
+    return decided
+
+
+@app.agent(warehouse_commands)
+async def process_warehouse_commands(stream):
+    async for events in stream.take_events(settings.command_batch_size,
+                                           within=settings.command_batch_seconds):
+        try:
+            await decide_and_commit(owners, events, decide_warehouse_batch)
+        except Exception:  # leaving the loop would acknowledge the batch: see stop_uncommitted
+            stop_uncommitted()
+
+
+@app.on_partitions_revoked.connect
+async def _release_revoked(sender, revoked, **kwargs) -> None:
+    await owners.release({tp.partition for tp in revoked if tp.topic == WAREHOUSE_COMMANDS})
+
+
+@app.on_before_shutdown.connect
+async def _close_owners(sender, **kwargs) -> None:
+    await owners.close()

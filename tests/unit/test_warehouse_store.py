@@ -1,0 +1,129 @@
+"""Exactly-once effects of the warehouse ledgers' table layout: duplicates, the window, crashes."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.partition.batch import DELETED, TableBatch
+from streams.warehouses.records import (
+    ConfirmSpace, CreateWarehouse, EventKind, FreeSpace, ReceiveStock, ReleaseSpace, WarehouseCommand,
+)
+from streams.warehouses.store import WarehouseStore
+
+WH = "north"
+
+
+def cmd(command_id: str, body, warehouse: str = WH, at: int = 1) -> WarehouseCommand:
+    return WarehouseCommand(command_id, warehouse, at, body, sender="test")
+
+
+def created(table: dict, capacity: int = 10, window: int = 10_000) -> WarehouseStore:
+    store = WarehouseStore(table, window=window)
+    store.handle(cmd("create", CreateWarehouse("North", "Leeds", capacity)))
+    return store
+
+
+def test_a_redelivered_command_gets_the_same_events_and_changes_nothing_twice():
+    store = created({})
+    first = store.handle(cmd("r1", ReceiveStock("SKU-1", 4, "received")))
+    assert store.handle(cmd("r1", ReceiveStock("SKU-1", 4, "received"))) == first
+    assert first[0].kind is EventKind.SPACE_HELD and store.ledger(WH).holds == {"r1": 4}
+
+    confirmed = store.handle(cmd("settle:r1", ConfirmSpace("r1")))
+    freed = store.handle(cmd("free:e1", FreeSpace("SKU-1", 3)))
+    # Later, and re-stamped: still the same command.
+    assert store.handle(cmd("settle:r1", ConfirmSpace("r1"), at=99)) == confirmed
+    assert store.handle(cmd("free:e1", FreeSpace("SKU-1", 3))) == freed
+    assert store.handle(cmd("r1", ReceiveStock("SKU-1", 4, "received"))) == first
+    ledger = store.ledger(WH)
+    assert (ledger.stored, ledger.held, ledger.seq) == (1, 0, 4)
+
+
+def test_a_refusal_is_remembered_too():
+    store = created({}, capacity=3)
+    [refused] = store.handle(cmd("big", ReceiveStock("SKU-1", 5, "received")))
+    assert refused.refused
+    store.handle(cmd("create-more", CreateWarehouse("North", "Leeds", 50)))  # refused: it exists
+    assert store.handle(cmd("big", ReceiveStock("SKU-1", 5, "received"))) == [refused]
+    assert store.ledger(WH).held == 0
+
+
+def test_the_window_forgets_old_command_ids():
+    table: dict = {}
+    store = created(table, capacity=100, window=3)
+    for i in range(5):
+        store.handle(cmd(f"free-{i}", FreeSpace("SKU-1", 1)))
+        store.handle(cmd(f"r{i}", ReceiveStock("SKU-1", 2, "received")))
+    remembered = sorted(k for k in table if k.startswith(f"c:{WH}:"))
+    assert remembered == [f"c:{WH}:free-4", f"c:{WH}:r3", f"c:{WH}:r4"]
+    # A forgotten command is decided anew: the hold of r0 is open, so its id is refused as in use.
+    [again] = store.handle(cmd("r0", ReceiveStock("SKU-1", 2, "received")))
+    assert again.refused and store.ledger(WH).held == 10
+
+
+def test_warehouses_are_independent():
+    table: dict = {}
+    store = created(table, capacity=5)
+    store.handle(cmd("create", CreateWarehouse("South", "Bristol", 1), warehouse="south"))
+    store.handle(cmd("r", ReceiveStock("SKU-1", 5, "received")))
+    [south] = store.handle(cmd("r", ReceiveStock("SKU-1", 5, "received"), warehouse="south"))
+    assert south.refused and south.warehouse_id == "south"
+    assert (store.ledger(WH).held, store.ledger("south").capacity) == (5, 1)
+
+
+# -------------------------------------------------------------------- crashes inside a batch
+WAREHOUSES = ("north", "south")
+holds = st.integers(0, 12).map(lambda j: f"c{j}")  # the id of the j-th command, if it was a receipt
+body_strategy = st.one_of(
+    st.builds(ReceiveStock, st.sampled_from(["SKU-1", "SKU-2"]), st.integers(0, 6), st.just("in")),
+    st.builds(ConfirmSpace, holds),
+    st.builds(ReleaseSpace, holds),
+    st.builds(FreeSpace, st.just("SKU-1"), st.integers(0, 4)),
+)
+WINDOW = 5
+
+
+def setup(table) -> None:
+    store = WarehouseStore(table, window=WINDOW)
+    for wh in WAREHOUSES:
+        store.handle(cmd(f"create-{wh}", CreateWarehouse(wh.title(), "", 12), warehouse=wh))
+
+
+def replay(base: dict, writes) -> dict:
+    """The table recovered from a changelog holding ``base`` and then ``writes``."""
+    table = dict(base)
+    for key, value in writes:
+        if value is DELETED:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return table
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(WAREHOUSES), body_strategy), min_size=1, max_size=30), st.data())
+def test_a_crash_inside_a_batch_then_redelivery_equals_no_crash(pairs, data):
+    commands = [cmd(f"c{i}", body, wh, at=i) for i, (wh, body) in enumerate(pairs)]
+    clean: dict = {}
+    setup(clean)
+    expected = [WarehouseStore(clean, window=WINDOW).handle(c) for c in commands]
+
+    start = data.draw(st.integers(0, len(commands) - 1), label="batch start")
+    # A redelivery repeats at most a window's worth of a warehouse's commands.
+    size = data.draw(st.integers(1, min(WINDOW, len(commands) - start)), label="batch size")
+    table: dict = {}
+    setup(table)
+    for c in commands[:start]:
+        WarehouseStore(table, window=WINDOW).handle(c)
+    batch = TableBatch(table)
+    batched = WarehouseStore(batch, window=WINDOW)
+    assert [batched.handle(c) for c in commands[start:start + size]] == expected[start:start + size]
+    writes = batch.writes()
+    kept = data.draw(st.integers(0, len(writes)), label="writes that reached the changelog")
+
+    # The worker dies; its successor recovers the table and gets the batch (and the rest) again.
+    recovered = WarehouseStore(replay(table, writes[:kept]), window=WINDOW)
+    assert [recovered.handle(c) for c in commands[start:]] == expected[start:]
+    assert recovered.table == clean
+    for wh in WAREHOUSES:
+        assert recovered.ledger(wh) == WarehouseStore(clean).ledger(wh)
