@@ -14,8 +14,8 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, TextIO
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -49,7 +49,10 @@ class Call:
 
 
 def body_to_json(body: CommandBody) -> dict[str, Any]:
-    return {"type": type(body).__name__, **asdict(body)}
+    # Field by field: asdict deep-copies, and a product's attributes are a read-only mapping proxy.
+    values = {f.name: getattr(body, f.name) for f in fields(body)}
+    return {"type": type(body).__name__, **{k: dict(v) if isinstance(v, Mapping) else v
+                                            for k, v in values.items()}}
 
 
 async def execute(pipe: Pipe, call: Call, body: CommandBody, give_up_s: float,

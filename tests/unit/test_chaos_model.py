@@ -94,3 +94,16 @@ def test_a_reservation_long_past_its_deadline_that_never_expired_is_flagged():
     assert check(calls, events, table, now_ms=2_000 + 30_000).history_anomalies == 0
     report = check(calls, events, table, now_ms=2_000 + 120_000)
     assert report.history_anomalies == 1 and "never expired" in report.examples[0]
+
+
+def test_the_history_records_every_command_body_as_json():
+    """A product's attributes are a read-only mapping, which asdict cannot copy (make chaos broke
+    on its first CreateProduct when variants added them)."""
+    import json
+
+    from chaos.clients import body_to_json
+    from streams.stock.records import CreateProduct
+
+    body = body_to_json(CreateProduct("shirt", parent="p", attributes={"size": "L"}))
+    assert json.loads(json.dumps(body)) == {"type": "CreateProduct", "name": "shirt", "description": "",
+                                            "category": "", "parent": "p", "attributes": {"size": "L"}}
