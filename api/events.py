@@ -18,7 +18,15 @@ import asyncpg
 
 from storage.models import NOTIFY_CHANNEL
 
-__all__ = ["EventHub", "Subscription", "low_stock_alert"]
+__all__ = ["EventHub", "Subscription", "low_stock_alert", "order_key", "SETTLED_ORDER_STATUSES"]
+
+# The statuses an order's saga stops at until someone acts again (cancel, fulfil, stock arrives).
+SETTLED_ORDER_STATUSES = frozenset({"RESERVED", "REJECTED", "BACKORDERED", "CANCELLED", "FULFILLED"})
+
+
+def order_key(order_id: str) -> str:
+    """What a request waits on for an order to settle (not a command id: ':' is not in those)."""
+    return f"order settled:{order_id}"
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +90,9 @@ class EventHub:
         if event.get("source") == "warehouse":
             self._on_ledger_event(event)
             return
+        if event.get("source") == "order":
+            self._on_order_event(event)
+            return
         self._resolve(event)
         if not event.get("duplicate"):
             self._publish(event)
@@ -94,8 +105,16 @@ class EventHub:
         if event["type"] != "SpaceHeld":
             self._resolve(event)
 
-    def _resolve(self, event: dict[str, Any]) -> None:
-        for future in self._waiters.pop(event["command_id"], ()):
+    def _on_order_event(self, event: dict[str, Any]) -> None:
+        """An order's event answers its command, except a placement's OrderPlaced: a placement
+        is answered once the order settles (``order_key``), by whichever event settles it."""
+        if event["status"] in SETTLED_ORDER_STATUSES:
+            self._resolve(event, order_key(event["order_id"]))
+        if event["type"] != "OrderPlaced":
+            self._resolve(event)
+
+    def _resolve(self, event: dict[str, Any], key: str | None = None) -> None:
+        for future in self._waiters.pop(key or event["command_id"], ()):
             if not future.done():
                 future.set_result(event)
 
@@ -111,7 +130,8 @@ class EventHub:
 
     # ------------------------------------------------------------------------- API side
     def expect(self, command_id: str) -> asyncio.Future:
-        """A future resolved with the first event of ``command_id``; call before sending it."""
+        """A future resolved with the first event of ``command_id`` (or of an ``order_key``);
+        call before sending the command."""
         future = asyncio.get_running_loop().create_future()
         self._waiters[command_id].append(future)
         return future

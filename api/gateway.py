@@ -9,9 +9,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from api.events import EventHub
-from schemas import command_codec, warehouse_command_codec
+from schemas import command_codec, order_command_codec, warehouse_command_codec
 from streams.stock.records import Command, CommandBody, command_to_avro
-from streams.topics import STOCK_COMMANDS, WAREHOUSE_COMMANDS
+from api.events import order_key
+from streams.orders.records import OrderCommand, OrderCommandBody, PlaceOrder, order_command_to_avro
+from streams.topics import ORDER_COMMANDS, STOCK_COMMANDS, WAREHOUSE_COMMANDS
 from streams.warehouses.records import WarehouseCommand, WarehouseCommandBody, warehouse_command_to_avro
 
 __all__ = ["CommandGateway", "now_ms"]
@@ -32,6 +34,7 @@ class CommandGateway:
         self.sender = sender
         self._codec = command_codec()
         self._warehouse_codec = warehouse_command_codec()
+        self._order_codec = order_command_codec()
 
     async def execute(self, command_id: str, sku: str, body: CommandBody) -> dict[str, Any] | None:
         """The deciding event of the stock command (as announced), or None if it did not come in
@@ -48,13 +51,27 @@ class CommandGateway:
         value = self._warehouse_codec.encode(warehouse_command_to_avro(command))
         return await self._send(WAREHOUSE_COMMANDS, warehouse_id, command_id, value)
 
-    async def _send(self, topic: str, key: str, command_id: str, value: bytes) -> dict[str, Any] | None:
-        outcome = self.hub.expect(command_id)  # registered first: the answer may be quick
+    async def execute_order(self, command_id: str, order_id: str, body: OrderCommandBody) -> dict[str, Any] | None:
+        """The answer to an order command: for a placement, the event that settles the order
+        (or refuses the placement); else the command's event. None if it did not come in time."""
+        command = OrderCommand(command_id, order_id, now_ms(), body, self.sender)
+        value = self._order_codec.encode(order_command_to_avro(command))
+        settles = [order_key(order_id)] if isinstance(body, PlaceOrder) else []
+        return await self._send(ORDER_COMMANDS, order_id, command_id, value, settles)
+
+    async def _send(self, topic: str, key: str, command_id: str, value: bytes,
+                    also: list[str] | None = None) -> dict[str, Any] | None:
+        """Send, and wait for the first event of ``command_id`` or of any key in ``also``."""
+        keys = [command_id, *(also or [])]
+        outcomes = [self.hub.expect(k) for k in keys]  # registered first: the answer may be quick
         try:
             await self.producer.send_and_wait(topic, value=value, key=key.encode())
-            return await asyncio.wait_for(asyncio.shield(outcome), timeout=self.timeout_s)
-        except asyncio.TimeoutError:
-            log.warning("no outcome in time", extra={"command_id": command_id})
-            return None
+            done, _ = await asyncio.wait([asyncio.shield(o) for o in outcomes], timeout=self.timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                log.warning("no outcome in time", extra={"command_id": command_id})
+                return None
+            return done.pop().result()
         finally:
-            self.hub.forget(command_id, outcome)
+            for k, outcome in zip(keys, outcomes):
+                self.hub.forget(k, outcome)

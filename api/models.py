@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
            "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut", "WarehouseIn",
-           "WarehouseOut"]
+           "WarehouseOut", "OrderIn", "OrderOut"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -174,4 +175,57 @@ class WarehouseOut(BaseModel):
     free: int = Field(description="capacity - stored - held: what a receipt may still bring in")
     totals: TotalsOut = Field(description="stock per SKU summed over the warehouse")
     skus: int = Field(description="SKUs with a level in the warehouse")
+    version: int
+
+
+class OrderLineIn(_Strict):
+    product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
+    quantity: int = Field(gt=0, le=1_000_000, examples=[2])
+
+
+class OrderIn(_Strict):
+    """An order: every line is reserved (split over warehouses if need be), or none is."""
+
+    order_id: str | None = Field(None, pattern=_ID, examples=["order-7731"],
+                                 description="chosen by the server (the Idempotency-Key, if any) when absent")
+    customer: str = Field(min_length=1, max_length=200, examples=["customer-42"])
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
+    preferred_warehouse: str | None = Field(None, pattern=_ID, examples=["leeds-1"],
+                                            description="allocated from first, when it has stock")
+    allow_backorders: bool = Field(False, description="lines that cannot be served wait instead of rejecting the order")
+    strategy: Literal["priority", "most_stock"] | None = Field(
+        None, description="after the preferred warehouse: by the configured warehouse priority, or "
+                          "the most stock first; the server's default when absent")
+
+    @field_validator("lines")
+    @classmethod
+    def _distinct(cls, lines: list[OrderLineIn]) -> list[OrderLineIn]:
+        if len({line.product_id for line in lines}) != len(lines):
+            raise ValueError("each product appears in one line only")
+        return lines
+
+
+class AllocationOut(BaseModel):
+    warehouse: str
+    quantity: int
+    reservation_id: str
+
+
+class OrderLineOut(BaseModel):
+    line: int
+    product_id: str
+    quantity: int
+    state: str = Field(examples=["ALLOCATED"], description="PENDING, ALLOCATED, REJECTED, RELEASED or COMMITTED")
+    allocation: list[AllocationOut] = Field(description="the warehouses the line is held in")
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    customer: str
+    status: str = Field(examples=["RESERVED"],
+                        description="PENDING, RESERVED, REJECTED, BACKORDERED, CANCELLED or FULFILLED")
+    preferred_warehouse: str
+    allow_backorders: bool
+    strategy: str
+    lines: list[OrderLineOut]
     version: int

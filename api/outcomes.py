@@ -28,6 +28,12 @@ _REJECTIONS: dict[str, tuple[int, str]] = {
     Refusal.WAREHOUSE_EXISTS: (409, "Warehouse exists"),
     Refusal.CAPACITY_EXCEEDED: (409, "Capacity exceeded"),
     Refusal.UNKNOWN_HOLD: (409, "Unknown hold"),
+    # An order's refusals (streams/orders/).
+    "UNKNOWN_ORDER": (404, "Unknown order"),
+    "ORDER_EXISTS": (409, "Order exists"),
+    "INVALID_ORDER": (422, "Invalid order"),
+    "NOT_CANCELLABLE": (409, "Order not cancellable"),
+    "NOT_RESERVED": (409, "Order not reserved"),
 }
 _REJECTION_TYPES = {"ReservationRejected", "CommandRejected", "Refused"}
 

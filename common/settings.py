@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # install can receive stock at once; its capacity is this many units (practically unlimited).
     default_warehouse_capacity: int = 1_000_000_000_000
 
+    # How an order line is spread over warehouses after the preferred one (streams/stock/allocation.py):
+    # "priority" (the warehouses in `warehouse_priority` order, then the others by name) or
+    # "most_stock" (the most available first). A JSON list in the environment.
+    allocation_strategy: str = "priority"
+    warehouse_priority: list[str] = Field(default_factory=list)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -37,6 +37,8 @@ __all__ = [
     "alert_codec",
     "warehouse_command_codec",
     "warehouse_event_codec",
+    "order_command_codec",
+    "order_event_codec",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -132,3 +134,11 @@ def warehouse_command_codec() -> AvroCodec:
 
 def warehouse_event_codec() -> AvroCodec:
     return _codec("inventory.warehouses.WarehouseEvent")
+
+
+def order_command_codec() -> AvroCodec:
+    return _codec("inventory.orders.OrderCommand")
+
+
+def order_event_codec() -> AvroCodec:
+    return _codec("inventory.orders.OrderEvent")

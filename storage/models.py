@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -17,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 __all__ = ["metadata", "products", "inventory_levels", "inventory_transactions", "reservations",
-           "warehouses", "warehouse_events", "NOTIFY_CHANNEL"]
+           "warehouses", "warehouse_events", "NOTIFY_CHANNEL", "orders", "order_events"]
 
 #: The sink NOTIFYs this channel with every event it persisted, inside the writing transaction,
 #: so a listener learns of an event only once it is durable in the read model. Warehouse ledger
@@ -128,4 +129,38 @@ warehouse_events = Table(
     Column("payload", JSONB, nullable=False),
     Index("ix_warehouse_events_warehouse_seq", "warehouse_id", "seq"),
     Index("ix_warehouse_events_command", "command_id"),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("customer", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("preferred_warehouse", Text, nullable=False, server_default=""),
+    Column("allow_backorders", Boolean, nullable=False, server_default=text("false")),
+    Column("strategy", Text, nullable=False),
+    Column("lines", JSONB, nullable=False, doc="each line: sku, quantity, state and its allocation"),
+    Column("version", BigInteger, nullable=False, doc="the order's seq of the last event applied"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_orders_customer", "customer"),
+    Index("ix_orders_status", "status"),
+)
+
+order_events = Table(
+    "order_events", metadata,
+    Column("event_id", UUID(as_uuid=False), primary_key=True),
+    Column("command_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text),
+    Column("detail", Text),
+    Column("sender", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("payload", JSONB, nullable=False),
+    Index("ix_order_events_order_seq", "order_id", "seq"),
+    Index("ix_order_events_command", "command_id"),
 )

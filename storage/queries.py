@@ -6,10 +6,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import inventory_levels, products, reservations, warehouses
+from storage.models import inventory_levels, orders, products, reservations, warehouses
 
 __all__ = ["get_product", "get_levels", "get_reservation", "get_low_stock", "get_variants",
-           "get_warehouses"]
+           "get_warehouses", "get_order", "missing_products"]
 
 
 async def get_product(conn: AsyncConnection, sku: str) -> dict[str, Any] | None:
@@ -69,3 +69,14 @@ async def get_warehouses(conn: AsyncConnection, warehouse_id: str | None = None)
     if warehouse_id is not None:
         query = query.where(warehouses.c.warehouse_id == warehouse_id)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_order(conn: AsyncConnection, order_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(orders).where(orders.c.order_id == order_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def missing_products(conn: AsyncConnection, skus: list[str]) -> list[str]:
+    """The SKUs among ``skus`` that are no product (one query)."""
+    found = set((await conn.execute(select(products.c.sku).where(products.c.sku.in_(skus)))).scalars())
+    return [sku for sku in skus if sku not in found]

@@ -28,10 +28,13 @@ from storage.models import (
     inventory_transactions,
     products,
     reservations,
+    order_events,
+    orders,
     warehouse_events,
     warehouses,
 )
 from streams.stock.records import (
+    Allocated,
     Committed,
     Event,
     Expired,
@@ -40,12 +43,13 @@ from streams.stock.records import (
     Reserved,
     event_to_avro,
 )
+from streams.orders.records import OrderEvent, order_event_to_avro
 from streams.warehouses.records import WarehouseEvent, warehouse_event_to_avro
 
-__all__ = ["EventSink", "notification", "warehouse_notification", "duplicate_flags"]
+__all__ = ["EventSink", "notification", "warehouse_notification", "order_notification", "duplicate_flags"]
 
 log = logging.getLogger(__name__)
-_E = TypeVar("_E", Event, WarehouseEvent)
+_E = TypeVar("_E", Event, WarehouseEvent, OrderEvent)
 
 
 def _ts(millis: int) -> datetime:
@@ -67,6 +71,13 @@ def warehouse_notification(event: WarehouseEvent, duplicate: bool) -> dict[str, 
     data = warehouse_event_to_avro(event)
     data.update(source="warehouse", type=str(event.kind),
                 free=event.capacity - event.stored - event.held, duplicate=duplicate)
+    return data
+
+
+def order_notification(event: OrderEvent, duplicate: bool) -> dict[str, Any]:
+    """An order's event, announced flat (a snapshot of the order after it), ``source`` "order"."""
+    data = order_event_to_avro(event)
+    data.update(source="order", type=str(event.kind), duplicate=duplicate)
     return data
 
 
@@ -123,6 +134,22 @@ def _warehouse_event_row(event: WarehouseEvent) -> dict[str, Any]:
     }
 
 
+def _order_event_row(event: OrderEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "command_id": event.command_id,
+        "order_id": event.order_id,
+        "kind": str(event.kind),
+        "seq": event.seq,
+        "status": "" if event.status is None else str(event.status),
+        "reason": None if event.reason is None else str(event.reason),
+        "detail": event.detail or None,
+        "sender": event.sender,
+        "occurred_at": _ts(event.occurred_at),
+        "payload": order_event_to_avro(event),
+    }
+
+
 def _latest(rows: Iterable[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, Any]]:
     """One row per key, the highest version (an upsert may not touch a row twice)."""
     best: dict[tuple, dict[str, Any]] = {}
@@ -160,6 +187,10 @@ _UPSERT_RESERVATIONS = _upsert_newer(reservations, ["reservation_id"], ("state",
 # Name, location and created_at are the WarehouseCreated's: inserted once, never updated.
 _UPSERT_WAREHOUSES = _upsert_newer(warehouses, ["warehouse_id"],
                                    ("capacity", "stored", "held", "version", "updated_at"))
+_INSERT_ORDER_EVENTS = (insert(order_events).on_conflict_do_nothing(index_elements=["event_id"])
+                        .returning(order_events.c.event_id))
+# Created with the order's first event; after that only what an event changes moves forward.
+_UPSERT_ORDERS = _upsert_newer(orders, ["order_id"], ("status", "lines", "version", "updated_at"))
 _NOTIFY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
 
 
@@ -198,7 +229,8 @@ def _level_rows(events: list[Event]) -> list[dict[str, Any]]:
     return _latest((
         {"sku": e.sku, "warehouse": e.warehouse, "on_hand": e.on_hand, "reserved": e.reserved,
          "version": e.seq, "updated_at": _ts(e.occurred_at), "low_stock_threshold": e.low_stock_threshold}
-        for e in events if not e.is_rejection and not isinstance(e.body, ProductCreated)
+        # An order line's plan (Allocated) moves no level: its Reserved events do.
+        for e in events if not e.is_rejection and not isinstance(e.body, (ProductCreated, Allocated))
     ), ("sku", "warehouse"))
 
 
@@ -234,6 +266,17 @@ def _warehouse_rows(events: list[WarehouseEvent]) -> list[dict[str, Any]]:
     ), ("warehouse_id",))
 
 
+def _order_rows(events: list[OrderEvent]) -> list[dict[str, Any]]:
+    """One row per order: its latest snapshot of the batch (refusals change nothing)."""
+    return _latest((
+        {"order_id": e.order_id, "customer": e.customer, "status": str(e.status),
+         "preferred_warehouse": e.preferred_warehouse, "allow_backorders": e.allow_backorders,
+         "strategy": e.strategy, "lines": order_event_to_avro(e)["lines"], "version": e.seq,
+         "created_at": _ts(e.occurred_at), "updated_at": _ts(e.occurred_at)}
+        for e in events if e.reason is None
+    ), ("order_id",))
+
+
 class EventSink:
     def __init__(self, engine: AsyncEngine, retry_s: float = 0.5) -> None:
         self.engine = engine
@@ -246,6 +289,10 @@ class EventSink:
     async def write_warehouse_events(self, events: Sequence[WarehouseEvent]) -> None:
         """Persist warehouse ledger ``events``, retrying like ``write``."""
         await self._persist(self._write_warehouse, events)
+
+    async def write_order_events(self, events: Sequence[OrderEvent]) -> None:
+        """Persist order ``events``, retrying like ``write``."""
+        await self._persist(self._write_orders, events)
 
     async def _persist(self, write: Callable[[AsyncConnection, Sequence[_E]], Awaitable[None]],
                        events: Sequence[_E]) -> None:
@@ -276,3 +323,8 @@ class EventSink:
         fresh, new_ids = await _insert_ledger(conn, _INSERT_WAREHOUSE_EVENTS, events, _warehouse_event_row)
         await _execute(conn, _UPSERT_WAREHOUSES, _warehouse_rows(fresh))
         await _announce(conn, events, new_ids, warehouse_notification)
+
+    async def _write_orders(self, conn: AsyncConnection, events: Sequence[OrderEvent]) -> None:
+        fresh, new_ids = await _insert_ledger(conn, _INSERT_ORDER_EVENTS, events, _order_event_row)
+        await _execute(conn, _UPSERT_ORDERS, _order_rows(fresh))
+        await _announce(conn, events, new_ids, order_notification)

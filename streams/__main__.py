@@ -1,7 +1,8 @@
 """``python -m streams stock|ledger [options]``: create the topics, run one worker role.
 
-- ``stock`` (``worker`` is another name for it): the faust worker of the stock and warehouse
-  agents, the single writers of every SKU and every warehouse's capacity ledger
+- ``stock`` (``worker`` is another name for it): the faust worker of the stock, warehouse and
+  order agents, the single writers of every SKU, every warehouse's capacity ledger and every
+  order's saga
   (``streams/app.py``); the options are faust's worker options. It creates the default
   warehouse at start.
 - ``ledger``: the PostgreSQL sink, a plain consumer group (``streams/ledger/worker.py``); its one
@@ -44,6 +45,7 @@ def _run_stock(args: list[str], settings: Settings) -> None:
 
     importlib.import_module("streams.stock.agents")  # registers the agents; the app does not scan
     importlib.import_module("streams.warehouses.agents")
+    importlib.import_module("streams.orders.agents")
     importlib.import_module("streams.stock.clock")  # and the timer that writes the ticks
 
     options = args or ["--loglevel", settings.log_level.lower()]

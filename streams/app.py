@@ -1,5 +1,5 @@
-"""The faust app of the stock worker: its consumer group, the stock and warehouse agents and the
-clock.
+"""The faust app of the stock worker: its consumer group, the stock, warehouse and order agents,
+and the clock.
 
 The PostgreSQL sink is not part of it: it runs as its own process and consumer group
 (``streams/ledger/worker.py``, see ``streams/__main__.py``).
@@ -18,9 +18,9 @@ import faust
 
 from common.settings import get_settings
 from streams.tuning import limit_fetch_wait
-from streams.topics import STOCK_COMMANDS, WAREHOUSE_COMMANDS
+from streams.topics import ORDER_COMMANDS, STOCK_COMMANDS, WAREHOUSE_COMMANDS
 
-__all__ = ["app", "settings", "stock_commands", "warehouse_commands"]
+__all__ = ["app", "settings", "stock_commands", "warehouse_commands", "order_commands"]
 
 settings = get_settings()
 limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
@@ -60,3 +60,5 @@ stock_commands = app.topic(STOCK_COMMANDS, key_type=bytes, value_type=bytes,
                            key_serializer="raw", value_serializer="raw")
 warehouse_commands = app.topic(WAREHOUSE_COMMANDS, key_type=bytes, value_type=bytes,
                                key_serializer="raw", value_serializer="raw")
+order_commands = app.topic(ORDER_COMMANDS, key_type=bytes, value_type=bytes,
+                           key_serializer="raw", value_serializer="raw")

@@ -2,10 +2,12 @@
 
 One writer per event topic: the stock agent writes ``stock-events``, ``inventory-alerts``,
 ``stock-commands-dlq`` and its table's changelog; the warehouse agent writes ``warehouse-events``,
-``warehouse-commands-dlq`` and its changelog; the ledger worker writes ``stock-events-dlq``.
+``warehouse-commands-dlq`` and its changelog; the order agent writes ``order-events``,
+``order-commands-dlq`` and its changelog; the ledger worker writes ``stock-events-dlq``.
 Command topics take commands from the API, upstream systems and the other area's agent (a saga's
 next step). Stock commands and events are keyed by SKU, so all of one SKU's traffic is on one
-partition, owned by one worker; warehouse commands and events by warehouse id, likewise.
+partition, owned by one worker; warehouse commands and events by warehouse id, and order
+commands and events by order id, likewise.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from common.settings import Settings
 
 __all__ = ["TopicSpec", "STOCK_COMMANDS", "STOCK_EVENTS", "STOCK_COMMANDS_DLQ", "STOCK_EVENTS_DLQ",
            "INVENTORY_ALERTS", "STOCK_TABLE", "WAREHOUSE_COMMANDS", "WAREHOUSE_EVENTS",
-           "WAREHOUSE_COMMANDS_DLQ", "WAREHOUSE_TABLE",
+           "WAREHOUSE_COMMANDS_DLQ", "WAREHOUSE_TABLE", "ORDER_COMMANDS", "ORDER_EVENTS",
+           "ORDER_COMMANDS_DLQ", "ORDER_TABLE",
            "topic_specs", "changelog_topic"]
 
 STOCK_COMMANDS = "stock-commands"
@@ -30,6 +33,11 @@ WAREHOUSE_COMMANDS = "warehouse-commands"
 WAREHOUSE_EVENTS = "warehouse-events"
 WAREHOUSE_COMMANDS_DLQ = "warehouse-commands-dlq"
 WAREHOUSE_TABLE = "warehouse"
+# Orders (streams/orders/), keyed by order id: each order's saga has a single writer.
+ORDER_COMMANDS = "order-commands"
+ORDER_EVENTS = "order-events"
+ORDER_COMMANDS_DLQ = "order-commands-dlq"
+ORDER_TABLE = "order"
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(WAREHOUSE_COMMANDS, n),
         TopicSpec(WAREHOUSE_EVENTS, n),
         TopicSpec(WAREHOUSE_COMMANDS_DLQ, n),
+        TopicSpec(ORDER_COMMANDS, n),
+        TopicSpec(ORDER_EVENTS, n),
+        TopicSpec(ORDER_COMMANDS_DLQ, n),
     ] + [
         # Compacted: the latest value of every key is the state; replaying it recovers the table.
         TopicSpec(changelog_topic(settings, table), n, {
             "cleanup.policy": "compact",
             "delete.retention.ms": str(int(settings.changelog_delete_retention_s * 1000)),
         })
-        for table in (STOCK_TABLE, WAREHOUSE_TABLE)
+        for table in (STOCK_TABLE, WAREHOUSE_TABLE, ORDER_TABLE)
     ]

@@ -1,11 +1,11 @@
-"""The ledger worker: every stock and warehouse event into PostgreSQL, a batch at a time, as one
-consumer group.
+"""The ledger worker: every stock, warehouse and order event into PostgreSQL, a batch at a time,
+as one consumer group.
 
 A plain aiokafka consumer group, not a faust agent: the sink keeps no table, and faust's
 per-record path (its consumer thread, stream, codec and acks) cost about 1 ms of CPU per event.
 On two cores that CPU came straight out of the stock worker's decisions (bench/README.md). Here a
 batch costs one fetch, a decode per record (with its topic's codec), one PostgreSQL transaction
-per area present (stock events, warehouse ledger events) and one offset commit.
+per area present (stock, warehouse ledger and order events) and one offset commit.
 
 At-least-once: a batch's offsets are committed only after PostgreSQL has all of it, and a
 redelivered batch changes nothing (``storage/sink.py`` upserts by event id and version). A record
@@ -26,11 +26,12 @@ from aiokafka.errors import KafkaError
 
 from common.errors import SchemaError
 from common.settings import Settings
-from schemas import AvroCodec, event_codec, warehouse_event_codec
+from schemas import AvroCodec, event_codec, order_event_codec, warehouse_event_codec
 from storage.db import create_engine
 from storage.sink import EventSink
 from streams.stock.records import Event, event_from_avro
-from streams.topics import STOCK_EVENTS, STOCK_EVENTS_DLQ, WAREHOUSE_EVENTS
+from streams.orders.records import OrderEvent, order_event_from_avro
+from streams.topics import ORDER_EVENTS, STOCK_EVENTS, STOCK_EVENTS_DLQ, WAREHOUSE_EVENTS
 from streams.warehouses.records import WarehouseEvent, warehouse_event_from_avro
 
 __all__ = ["LedgerWorker", "ledger_group", "run"]
@@ -46,10 +47,11 @@ def _source(record: ConsumerRecord) -> bytes:
     return f"{record.topic}/{record.partition}/{record.offset}".encode()
 
 
-def _decoders() -> dict[str, tuple[AvroCodec, Callable[[Any], Event | WarehouseEvent]]]:
+def _decoders() -> dict[str, tuple[AvroCodec, Callable[[Any], Event | WarehouseEvent | OrderEvent]]]:
     """Per topic read: its codec and the mapping onto its domain's event."""
     return {STOCK_EVENTS: (event_codec(), event_from_avro),
-            WAREHOUSE_EVENTS: (warehouse_event_codec(), warehouse_event_from_avro)}
+            WAREHOUSE_EVENTS: (warehouse_event_codec(), warehouse_event_from_avro),
+            ORDER_EVENTS: (order_event_codec(), order_event_from_avro)}
 
 
 class LedgerWorker:
@@ -64,7 +66,7 @@ class LedgerWorker:
             group_id=ledger_group(settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            # The stock and warehouse agents commit their events in transactions; an aborted one
+            # The agents commit their events in transactions; an aborted one
             # (a fenced previous owner's, streams/partition/owner.py) must never reach the ledger.
             isolation_level="read_committed",
             max_poll_records=settings.sink_batch_size,
@@ -102,6 +104,7 @@ class LedgerWorker:
             await self._dead_letter(record, reason)
         await self.sink.write([e for e in events if isinstance(e, Event)])
         await self.sink.write_warehouse_events([e for e in events if isinstance(e, WarehouseEvent)])
+        await self.sink.write_order_events([e for e in events if isinstance(e, OrderEvent)])
         self._pending.update({tp: rs[-1].offset + 1 for tp, rs in batches.items()})
         await self._commit_due()
         return len(records)

@@ -11,18 +11,55 @@ import asyncio
 import logging
 import os
 from itertools import groupby
-from typing import Any, Callable, MutableMapping, NoReturn, Sequence
+from typing import Any, Callable, MutableMapping, NoReturn, Sequence, TypeVar
+
+from common.errors import InventoryError
 
 from streams.partition.batch import TableBatch
 from streams.partition.local import PartitionState
 from streams.partition.owner import Decided, Owners
 
-__all__ = ["BatchDecider", "decide_and_commit", "dead_letter", "stop_uncommitted"]
+__all__ = ["BatchDecider", "decide_records", "run_agent", "decide_and_commit", "dead_letter",
+           "stop_uncommitted"]
 
 log = logging.getLogger(__name__)
 
 # Decides one partition's records (faust events, in log order) against its table.
 BatchDecider = Callable[[MutableMapping[str, Any], Sequence[Any]], Decided]
+C = TypeVar("C")
+F = TypeVar("F")
+
+
+def decide_records(events: Sequence[Any], decode: Callable[[bytes | None, bytes | None], C],
+                   handle: Callable[[C], list[F]], announce: Callable[[Decided, C, list[F]], None],
+                   dead_letters: str) -> Decided:
+    """Decides one partition's records in log order: ``announce`` adds each decision's outputs;
+    a record that cannot be decoded, or whose decision fails, goes to ``dead_letters``."""
+    decided = Decided()
+    for event in events:
+        try:
+            command = decode(event.key, event.value)
+        except InventoryError as exc:
+            dead_letter(decided, dead_letters, event, f"{type(exc).__name__}: {exc}")
+            continue
+        try:
+            facts = handle(command)
+        except Exception as exc:  # a bug must not stop the partition; the record is kept
+            log.exception("command failed", extra={"command_id": getattr(command, "command_id", "")})
+            dead_letter(decided, dead_letters, event, f"{type(exc).__name__}: {exc}")
+            continue
+        announce(decided, command, facts)
+    return decided
+
+
+async def run_agent(stream: Any, owners: Owners, decide: BatchDecider, batch_size: int,
+                    within_s: float) -> None:
+    """The agent's loop: batches decided and committed per partition, or the worker stops."""
+    async for events in stream.take_events(batch_size, within=within_s):
+        try:
+            await decide_and_commit(owners, events, decide)
+        except Exception:  # leaving the loop would acknowledge the batch: see stop_uncommitted
+            stop_uncommitted()
 
 
 async def decide_and_commit(owners: Owners, events: Sequence[Any], decide: BatchDecider) -> None:

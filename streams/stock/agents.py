@@ -2,8 +2,9 @@
 
 Thin glue around ``StockStore``: take a batch of command records, decide them in log order per
 partition against a ``TableBatch`` over the partition's local state, and commit each partition's
-changelog records, decision events, dead letters and the commands it sends to warehouse ledgers
-(a receipt's settlement, space freed: ``streams/warehouses/saga.py``) in one transaction of the
+changelog records, decision events, dead letters and the commands it sends on (to warehouse
+ledgers: a receipt's settlement, space freed, ``streams/warehouses/saga.py``; to orders: a line's
+allocation, ``streams/orders/saga.py``) in one transaction of the
 partition's own, fenced producer (``streams/partition/owner.py``); once committed, the records go
 to the local state.
 A record that cannot be decoded goes to the dead-letter topic with the reason in its headers, and
@@ -19,15 +20,18 @@ import logging
 from pathlib import Path
 from typing import Any, MutableMapping, Sequence
 
-from common.errors import InventoryError, MalformedRecordError
-from schemas import alert_codec, command_codec, event_codec, warehouse_command_codec
+from common.errors import MalformedRecordError
+from schemas import alert_codec, command_codec, event_codec, order_command_codec, warehouse_command_codec
 from streams.app import app, settings, stock_commands
-from streams.partition.agent import dead_letter, decide_and_commit, stop_uncommitted
+from streams.partition.agent import decide_records, run_agent
 from streams.partition.owner import Decided, Owners
+from streams.orders.records import order_command_to_avro
+from streams.orders.saga import order_commands_for
 from streams.stock.records import CLOCK_KEY, Command, Event, Tick, command_from_avro, event_to_avro
 from streams.stock.store import StockStore
 from streams.topics import (
     INVENTORY_ALERTS,
+    ORDER_COMMANDS,
     STOCK_COMMANDS,
     STOCK_COMMANDS_DLQ,
     STOCK_EVENTS,
@@ -44,6 +48,7 @@ _commands = command_codec()
 _events = event_codec()
 _alerts = alert_codec()
 _warehouse_commands = warehouse_command_codec()
+_order_commands = order_command_codec()
 
 owners = Owners(settings, Path(settings.worker_data_dir), STOCK_TABLE)
 
@@ -70,7 +75,8 @@ def _alert(fact: Event) -> bytes:
 
 
 def _announce(decided: Decided, command: Command, facts: list[Event]) -> None:
-    """The decision's events and alerts, and the ledger commands it sends (streams/warehouses/saga.py)."""
+    """The decision's events and alerts, and the commands it sends on: to warehouse ledgers
+    (streams/warehouses/saga.py) and to orders, a line's allocation (streams/orders/saga.py)."""
     for fact in facts:
         decided.send(STOCK_EVENTS, fact.sku.encode(), _events.encode(event_to_avro(fact)))
         if fact.low_stock:
@@ -78,37 +84,21 @@ def _announce(decided: Decided, command: Command, facts: list[Event]) -> None:
     for step in space_commands_for(command, facts):
         decided.send(WAREHOUSE_COMMANDS, step.warehouse_id.encode(),
                      _warehouse_commands.encode(warehouse_command_to_avro(step)))
+    for answer in order_commands_for(command, facts):
+        decided.send(ORDER_COMMANDS, answer.order_id.encode(), _order_commands.encode(order_command_to_avro(answer)))
 
 
 def decide_batch(table: MutableMapping[str, Any], events: Sequence) -> Decided:
     """Decides one partition's records in order: the events to publish, the low-stock alerts
-    they raise, the ledger commands they send, and the records to dead-letter."""
+    they raise, the commands they send on, and the records to dead-letter."""
     store = StockStore(table, window=settings.dedup_window)
-    decided = Decided()
-    for event in events:
-        try:
-            command = decode_command(event.key, event.value)
-        except InventoryError as exc:
-            dead_letter(decided, STOCK_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
-            continue
-        try:
-            facts = store.handle(command)
-        except Exception as exc:  # a bug must not stop the partition; the record is kept
-            log.exception("command failed", extra={"command_id": command.command_id})
-            dead_letter(decided, STOCK_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
-            continue
-        _announce(decided, command, facts)
-    return decided
+    return decide_records(events, decode_command, store.handle, _announce, STOCK_COMMANDS_DLQ)
 
 
 @app.agent(stock_commands)
 async def process_stock_commands(stream):
-    async for events in stream.take_events(settings.command_batch_size,
-                                           within=settings.command_batch_seconds):
-        try:
-            await decide_and_commit(owners, events, decide_batch)
-        except Exception:  # leaving the loop would acknowledge the batch: see stop_uncommitted
-            stop_uncommitted()
+    await run_agent(stream, owners, decide_batch, settings.command_batch_size,
+                    settings.command_batch_seconds)
 
 
 @app.on_partitions_revoked.connect

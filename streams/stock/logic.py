@@ -8,6 +8,10 @@ Low stock is a fact of the event that causes it: an event whose level leaves the
 below the warehouse's threshold, when they were not below it before, carries ``low_stock`` (the
 agent also publishes it as an alert).
 
+An order line's ``AllocateLine`` decides several events: ``Allocated`` (the plan, which changes no
+level), then one ``Reserved`` per warehouse of the plan, each decided on the state the one before
+leaves (``streams/stock/allocation.py``); or one ``AllocationRejected``.
+
 Time is data here too: a reservation's deadline is its command's ``issued_at`` plus its TTL, and
 it expires by an ``Expire`` whose ``issued_at`` is the time of a ``Tick`` read from the log.
 """
@@ -17,8 +21,13 @@ from dataclasses import replace
 from functools import reduce
 from typing import Callable, Iterable
 
+from streams.stock.allocation import STRATEGIES, plan, reservation_id_for
 from streams.stock.records import (
     AdjustStock,
+    AllocateLine,
+    Allocated,
+    AllocationPart,
+    AllocationRejected,
     Command,
     CommandRejected,
     Commit,
@@ -50,15 +59,16 @@ __all__ = ["decide", "evolve", "fold"]
 
 
 def _event(state: SkuState, command: Command, body: EventBody, warehouse: str,
-           after: Level | None = None) -> Event:
-    """One event of ``command``; ``after`` is the warehouse level it leaves (None: unchanged)."""
+           after: Level | None = None, index: int = 0) -> Event:
+    """The ``index``-th event of ``command``; ``after`` is the warehouse level it leaves (None:
+    unchanged)."""
     before = state.level(warehouse)
     changed = after is not None
     level = after if changed else before
     threshold = body.threshold if isinstance(body, LowStockThresholdSet) else state.threshold(warehouse)
     was_low = _is_low(before.available, state.threshold(warehouse))
     return Event(
-        event_id=event_id_for(command.command_id),
+        event_id=event_id_for(command.command_id, index),
         command_id=command.command_id,
         sku=state.sku,
         seq=state.seq + 1 if changed or isinstance(body, ProductCreated) else state.seq,
@@ -191,6 +201,43 @@ def _end_reservation(state: SkuState, command: Command, body: Release | Commit |
     return [_event(state, command, fact, held.warehouse, after)]
 
 
+def _allocate_line(state: SkuState, command: Command, body: AllocateLine) -> list[Event]:
+    seen = {wh: level.available for wh, level in sorted(state.levels.items())}
+
+    def rejected(reason: RejectReason, detail: str) -> list[Event]:
+        fact = AllocationRejected(body.order_id, body.line, body.quantity, reason, detail,
+                                  body.strategy, seen)
+        return [_event(state, command, fact, "")]
+
+    if state.product is None:
+        return rejected(RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if body.quantity <= 0:
+        return rejected(RejectReason.INVALID_QUANTITY, "quantity must be positive")
+    if body.strategy not in STRATEGIES:
+        return rejected(RejectReason.OTHER, f"unknown strategy {body.strategy!r}")
+    if body.ttl_ms < 0:
+        return rejected(RejectReason.OTHER, "ttl must not be negative")
+    planned = plan(seen, body.quantity, body.preferred_warehouse, body.strategy, body.priority)
+    if planned is None:
+        return rejected(RejectReason.INSUFFICIENT_STOCK,
+                        f"available {sum(seen.values())} in all warehouses, asked {body.quantity}")
+    parts = tuple(AllocationPart(wh, units, reservation_id_for(body.order_id, body.line, wh))
+                  for wh, units in planned)
+    taken = [p.reservation_id for p in parts if p.reservation_id in state.reservations]
+    if taken:  # the line was allocated before (its command fell out of the dedup window)
+        return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {taken[0]} exists")
+    events = [_event(state, command, Allocated(body.order_id, body.line, body.quantity, body.strategy,
+                                               seen, parts), "")]
+    expires_at = command.issued_at + body.ttl_ms if body.ttl_ms else 0
+    for index, part in enumerate(parts, start=1):
+        before = state.level(part.warehouse)
+        after = Level(before.on_hand, before.reserved + part.quantity)
+        fact = Reserved(part.reservation_id, body.order_id, part.quantity, expires_at=expires_at)
+        events.append(_event(state, command, fact, part.warehouse, after, index))
+        state = evolve(state, events[-1])
+    return events
+
+
 _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     CreateProduct: _create_product,
     AdjustStock: _adjust_stock,
@@ -199,6 +246,7 @@ _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     Commit: _end_reservation,
     Expire: _end_reservation,
     SetLowStockThreshold: _set_threshold,
+    AllocateLine: _allocate_line,
 }
 
 
@@ -212,7 +260,7 @@ def decide(state: SkuState, command: Command) -> list[Event]:
 def evolve(state: SkuState, event: Event) -> SkuState:
     """``state`` after the fact ``event``."""
     body = event.body
-    if event.is_rejection:
+    if event.is_rejection or isinstance(body, Allocated):  # the plan: its Reserved events hold it
         return state
     if isinstance(body, ProductCreated):
         product = Product(body.name, body.description, body.category, body.parent, body.attributes)

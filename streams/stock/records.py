@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Mapping, Union, get_type_hints
+from typing import Any, Callable, Mapping, Union, get_args, get_origin, get_type_hints
 
 __all__ = [
     "ReservationState",
@@ -27,6 +27,7 @@ __all__ = [
     "Expire",
     "Tick",
     "SetLowStockThreshold",
+    "AllocateLine",
     "CLOCK_KEY",
     "CommandBody",
     "Command",
@@ -39,6 +40,9 @@ __all__ = [
     "LowStockThresholdSet",
     "ReservationRejected",
     "CommandRejected",
+    "AllocationPart",
+    "Allocated",
+    "AllocationRejected",
     "EventBody",
     "Event",
     "event_id_for",
@@ -177,11 +181,25 @@ class SetLowStockThreshold:
     threshold: int  # 0: no alert
 
 
+@dataclass(frozen=True, slots=True)
+class AllocateLine:
+    """Hold one order line's units, from one warehouse or split across several
+    (``streams/stock/allocation.py``). Sent by the order agent, id ``allocate:<order>:<line>``."""
+
+    order_id: str
+    line: int
+    quantity: int
+    preferred_warehouse: str = ""  # tried first when it has units available
+    strategy: str = "priority"  # "priority" or "most_stock"
+    priority: tuple[str, ...] = ()  # the "priority" strategy's order of warehouses
+    ttl_ms: int = 0  # every part expires this long after the command's issued_at; 0: never
+
+
 # A tick is a command on this pseudo-SKU (its record key), sent to an explicit partition.
 CLOCK_KEY = "__clock__"
 
 CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit, Expire, Tick,
-                    SetLowStockThreshold]
+                    SetLowStockThreshold, AllocateLine]
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,9 +283,42 @@ class CommandRejected:
     reservation_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class AllocationPart:
+    warehouse: str
+    quantity: int
+    reservation_id: str  # held by the Reserved event of the same command that follows
+
+
+@dataclass(frozen=True, slots=True)
+class Allocated:
+    """An order line's plan: the first event of its AllocateLine, then one Reserved per part.
+    It changes no level (its ``warehouse`` is ""), nor ``seq``, and is not a rejection."""
+
+    order_id: str
+    line: int
+    quantity: int
+    strategy: str
+    levels_seen: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # available, per warehouse
+    parts: tuple[AllocationPart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationRejected:
+    """An order line that could not be held: nothing is."""
+
+    order_id: str
+    line: int
+    quantity: int
+    reason: RejectReason
+    detail: str = ""
+    strategy: str = "priority"
+    levels_seen: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+
+
 EventBody = Union[
     ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
-    CommandRejected, LowStockThresholdSet,
+    CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected,
 ]
 
 
@@ -294,7 +345,7 @@ class Event:
 
     @property
     def is_rejection(self) -> bool:
-        return isinstance(self.body, (ReservationRejected, CommandRejected))
+        return isinstance(self.body, (ReservationRejected, CommandRejected, AllocationRejected))
 
 
 _EVENT_NAMESPACE = uuid.UUID("6f1c7a8e-3b0e-4d7c-9f51-2a8d0c4b9e11")
@@ -310,32 +361,59 @@ _COMMAND_NS = "inventory.commands."
 _EVENT_NS = "inventory.events."
 # Expire is not among them: only the worker decides it, from a Tick.
 _COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit, Tick,
-                                                   SetLowStockThreshold)}
+                                                   SetLowStockThreshold, AllocateLine)}
 _EVENT_BODIES = {
     cls.__name__: cls
     for cls in (
         ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
-        CommandRejected, LowStockThresholdSet,
+        CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected,
     )
 }
 
 
-def _plain(value: Any) -> dict[str, Any]:
-    # Mappings (a variant's attributes) as plain dicts: Avro and JSON take those.
-    return {f.name: dict(v) if isinstance(v := getattr(value, f.name), Mapping) else v
-            for f in fields(value)}
+_SCALARS = (str, int, bool)
+
+
+def _avro_value(value: Any) -> Any:
+    # Mappings (a variant's attributes, levels seen) as plain dicts, tuples as lists, nested
+    # records (an allocation's parts) as dicts, enums as their names: what Avro and JSON take.
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return [_avro_value(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return _plain(value)
+    return value
+
+
+def _plain(value: Any, skip: str = "") -> dict[str, Any]:
+    return {f.name: _avro_value(getattr(value, f.name)) for f in fields(value) if f.name != skip}
+
+
+def _converter(kind: Any) -> Callable[[Any], Any] | None:
+    """How a decoded Avro value becomes a dataclass field of type ``kind`` (None: as it is)."""
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return kind
+    if get_origin(kind) is tuple:  # tuple[X, ...]: a frozen record holds tuples, Avro lists
+        item = _converter(get_args(kind)[0])
+        return tuple if item is None else (lambda values: tuple(item(v) for v in values))
+    if isinstance(kind, type) and hasattr(kind, "__dataclass_fields__"):
+        return lambda data: _body_from(kind, data)
+    return None
 
 
 @lru_cache(maxsize=None)
-def _field_types(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
+def _converters(cls: type) -> dict[str, Callable[[Any], Any] | None]:
+    return {name: _converter(kind) for name, kind in get_type_hints(cls).items()}
 
 
 def _body_from(cls: type, data: Mapping[str, Any]) -> Any:
-    types = _field_types(cls)
-    values = {k: types[k](v) if isinstance(types[k], type) and issubclass(types[k], StrEnum) else v
-              for k, v in data.items() if k in types}
-    return cls(**values)
+    convert = _converters(cls)
+    return cls(**{k: v if (c := convert[k]) is None else c(v) for k, v in data.items() if k in convert})
 
 
 def _union_name(body: tuple[str, Mapping[str, Any]] | Any, namespace: str) -> tuple[str, Mapping]:
@@ -344,7 +422,7 @@ def _union_name(body: tuple[str, Mapping[str, Any]] | Any, namespace: str) -> tu
 
 
 def command_to_avro(command: Command) -> dict[str, Any]:
-    out = _plain(command)
+    out = _plain(command, skip="body")
     out["body"] = (_COMMAND_NS + type(command.body).__name__, _plain(command.body))
     return out
 
@@ -361,9 +439,8 @@ def command_from_avro(data: Mapping[str, Any]) -> Command:
 
 
 def event_to_avro(event: Event) -> dict[str, Any]:
-    out = _plain(event)
-    body = {k: str(v) if isinstance(v, StrEnum) else v for k, v in _plain(event.body).items()}
-    out["body"] = (_EVENT_NS + event.type, body)
+    out = _plain(event, skip="body")
+    out["body"] = (_EVENT_NS + event.type, _plain(event.body))
     return out
 
 

@@ -24,6 +24,10 @@ The tick is recorded first, with the entries it found: a redelivered tick so han
 ones (whatever became of the index), completes what a crash cut short, and answers with the
 same events, which the first delivery may never have published.
 
+A command may decide several events (an order line's ``AllocateLine``: its plan, then a
+``Reserved`` per warehouse): they are recorded together, every reservation they hold is written
+(and indexed by deadline) before the SKU, and a redelivery answers all of them.
+
 A command for a SKU that does not exist is recorded like any other (its UNKNOWN_PRODUCT
 rejection), so that it keeps that answer once the SKU is created. The cost: a SKU that is never
 created still holds a state and up to ``window`` records. The API refuses unknown products
@@ -36,8 +40,10 @@ from dataclasses import replace
 from typing import Any, MutableMapping
 
 from streams.partition.batch import items_between
+from streams.stock.allocation import reservation_id_for
 from streams.stock.logic import decide, fold
 from streams.stock.records import (
+    AllocateLine,
     Command,
     Committed,
     Event,
@@ -148,17 +154,20 @@ class StockStore:
 
     # ------------------------------------------------------------------------------ reads
     def sku(self, sku: str) -> SkuState:
-        return self._load(sku, None)[0]
+        return self._load(sku)[0]
 
     def reservation(self, sku: str, reservation_id: str) -> Reservation | None:
         data = self.table.get(_reservation_key(sku, reservation_id))
         return None if data is None else _load_reservation(data)
 
-    def _load(self, sku: str, reservation_id: str | None) -> tuple[SkuState, int]:
+    def _load(self, sku: str, command: Command | None = None) -> tuple[SkuState, int]:
+        """The SKU's state with the reservations ``command`` may touch (not all of them)."""
         state, recorded = _load_sku(sku, self.table.get(_sku_key(sku)))
-        held = self.reservation(sku, reservation_id) if reservation_id else None
-        if held is not None:
-            state = replace(state, reservations={held.reservation_id: held})
+        if command is not None:
+            held = [r for rid in _reservation_ids(state, command)
+                    if (r := self.reservation(sku, rid)) is not None]
+            if held:
+                state = replace(state, reservations={r.reservation_id: r for r in held})
         return state, recorded
 
     # ----------------------------------------------------------------------------- writes
@@ -169,7 +178,7 @@ class StockStore:
         record = self.table.get(_command_key(command.sku, command.command_id))
         if record is not None:
             return self._redeliver(command, record)
-        state, recorded = self._load(command.sku, _reservation_id(command))
+        state, recorded = self._load(command.sku, command)
         events = decide(state, command)
         after = fold(state, events)
         # Recorded even when the SKU does not exist (an UNKNOWN_PRODUCT rejection): once it is
@@ -199,7 +208,7 @@ class StockStore:
 
     def _redeliver(self, command: Command, record: dict[str, Any]) -> list[Event]:
         events = [event_from_avro(e) for e in record["events"]]
-        state, recorded = self._load(command.sku, _reservation_id(command))
+        state, recorded = self._load(command.sku, command)
         if recorded < record["n"]:
             # The crash came between the record and the SKU write: finish the command.
             log.warning("completing a partly written command", extra={"command_id": command.command_id})
@@ -250,6 +259,12 @@ class StockStore:
         self.table.pop(key, None)
 
 
-def _reservation_id(command: Command) -> str | None:
+def _reservation_ids(state: SkuState, command: Command) -> list[str]:
+    """The reservations ``command`` decides on: its own, or those an order line's allocation
+    would hold (one per warehouse), so a line allocated again is refused, not held twice."""
     body = command.body
-    return body.reservation_id if isinstance(body, (Reserve, Release, Commit, Expire)) else None
+    if isinstance(body, (Reserve, Release, Commit, Expire)):
+        return [body.reservation_id]
+    if isinstance(body, AllocateLine):
+        return [reservation_id_for(body.order_id, body.line, wh) for wh in state.levels]
+    return []

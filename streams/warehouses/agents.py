@@ -11,10 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any, MutableMapping, Sequence
 
-from common.errors import InventoryError, MalformedRecordError
+from common.errors import MalformedRecordError
 from schemas import command_codec, warehouse_command_codec, warehouse_event_codec
 from streams.app import app, settings, warehouse_commands
-from streams.partition.agent import dead_letter, decide_and_commit, stop_uncommitted
+from streams.partition.agent import decide_records, run_agent
 from streams.partition.owner import Decided, Owners
 from streams.stock.records import command_to_avro
 from streams.topics import (
@@ -26,6 +26,7 @@ from streams.topics import (
 )
 from streams.warehouses.records import (
     WarehouseCommand,
+    WarehouseEvent,
     warehouse_command_from_avro,
     warehouse_event_to_avro,
 )
@@ -54,39 +55,26 @@ def decode_warehouse_command(key: bytes | None, value: bytes | None) -> Warehous
     return command
 
 
+def _announce(decided: Decided, command: WarehouseCommand, facts: list[WarehouseEvent]) -> None:
+    """The ledger's events, and the receipts they send on to the SKUs' owners (saga.py)."""
+    for fact in facts:
+        decided.send(WAREHOUSE_EVENTS, fact.warehouse_id.encode(),
+                     _events.encode(warehouse_event_to_avro(fact)))
+    for receipt in receipts_for(command, facts):
+        decided.send(STOCK_COMMANDS, receipt.sku.encode(), _stock_commands.encode(command_to_avro(receipt)))
+
+
 def decide_warehouse_batch(table: MutableMapping[str, Any], events: Sequence) -> Decided:
     """Decides one partition's records in order: the ledger events, the receipts they send to
     the SKUs' owners, and the records to dead-letter."""
     store = WarehouseStore(table, window=settings.dedup_window)
-    decided = Decided()
-    for event in events:
-        try:
-            command = decode_warehouse_command(event.key, event.value)
-        except InventoryError as exc:
-            dead_letter(decided, WAREHOUSE_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
-            continue
-        try:
-            facts = store.handle(command)
-        except Exception as exc:  # a bug must not stop the partition; the record is kept
-            log.exception("command failed", extra={"command_id": command.command_id})
-            dead_letter(decided, WAREHOUSE_COMMANDS_DLQ, event, f"{type(exc).__name__}: {exc}")
-            continue
-        for fact in facts:
-            decided.send(WAREHOUSE_EVENTS, fact.warehouse_id.encode(),
-                         _events.encode(warehouse_event_to_avro(fact)))
-        for receipt in receipts_for(command, facts):
-            decided.send(STOCK_COMMANDS, receipt.sku.encode(), _stock_commands.encode(command_to_avro(receipt)))
-    return decided
+    return decide_records(events, decode_warehouse_command, store.handle, _announce, WAREHOUSE_COMMANDS_DLQ)
 
 
 @app.agent(warehouse_commands)
 async def process_warehouse_commands(stream):
-    async for events in stream.take_events(settings.command_batch_size,
-                                           within=settings.command_batch_seconds):
-        try:
-            await decide_and_commit(owners, events, decide_warehouse_batch)
-        except Exception:  # leaving the loop would acknowledge the batch: see stop_uncommitted
-            stop_uncommitted()
+    await run_agent(stream, owners, decide_warehouse_batch, settings.command_batch_size,
+                    settings.command_batch_seconds)
 
 
 @app.on_partitions_revoked.connect

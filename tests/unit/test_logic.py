@@ -7,6 +7,10 @@ from hypothesis import strategies as st
 from streams.stock.logic import decide, evolve, fold
 from streams.stock.records import (
     AdjustStock,
+    AllocateLine,
+    Allocated,
+    AllocationPart,
+    AllocationRejected,
     Command,
     CommandRejected,
     Commit,
@@ -212,9 +216,111 @@ def test_a_threshold_set_above_the_available_units_alerts_and_zero_turns_it_off(
     assert isinstance(negative.body, CommandRejected)
 
 
+# ------------------------------------------------------------------ order line allocation
+def two_warehouses(north: int = 3, south: int = 5) -> SkuState:
+    state, _ = run(stocked(north), cmd("in-s", AdjustStock("south", south, "received", hold_id="in-s")))
+    return state
+
+
+def allocate(order: str = "o1", line: int = 1, quantity: int = 6, **options) -> Command:
+    return cmd(f"allocate:{order}:{line}", AllocateLine(order, line, quantity, **options), issued_at=1_000)
+
+
+def test_a_line_is_split_across_warehouses_a_plan_then_a_reservation_per_part():
+    state = two_warehouses(3, 5)
+    after, events = run(state, allocate(quantity=6, preferred_warehouse="north"))
+    plan_event, *held = events
+    assert plan_event.body == Allocated("o1", 1, 6, "priority", {"north": 3, "south": 5}, (
+        AllocationPart("north", 3, "o1:1:north"), AllocationPart("south", 3, "o1:1:south")))
+    assert (plan_event.warehouse, plan_event.seq, plan_event.on_hand_delta, plan_event.reserved_delta) \
+        == ("", state.seq, 0, 0)
+    assert not plan_event.is_rejection
+    assert [(e.warehouse, e.body.reservation_id, e.body.quantity) for e in held] == [
+        ("north", "o1:1:north", 3), ("south", "o1:1:south", 3)]
+    assert all(isinstance(e.body, Reserved) and e.body.order_id == "o1" for e in held)
+    assert [e.seq for e in held] == [state.seq + 1, state.seq + 2]
+    assert [(e.on_hand, e.reserved, e.reserved_delta) for e in held] == [(3, 3, 3), (5, 3, 3)]
+    assert after.level("north") == Level(3, 3) and after.level("south") == Level(5, 3)
+    assert {rid: r.state for rid, r in after.reservations.items()} == {
+        "o1:1:north": ReservationState.PENDING, "o1:1:south": ReservationState.PENDING}
+
+
+def test_a_line_the_warehouses_cannot_cover_is_rejected_and_nothing_is_held():
+    state = two_warehouses(3, 5)
+    after, [rejected] = run(state, allocate(quantity=9, strategy="most_stock"))
+    assert rejected.body == AllocationRejected("o1", 1, 9, RejectReason.INSUFFICIENT_STOCK,
+                                               rejected.body.detail, "most_stock", {"north": 3, "south": 5})
+    assert rejected.is_rejection and rejected.warehouse == "" and rejected.seq == state.seq
+    assert after == state
+
+
+def test_an_allocation_of_an_unknown_product_a_bad_quantity_or_strategy_is_rejected():
+    state = two_warehouses()
+    reasons = [decide(s, c)[0].body.reason for s, c in (
+        (SkuState(SKU), allocate()),
+        (state, allocate(quantity=0)),
+        (state, allocate(strategy="nearest")),
+        (state, allocate(ttl_ms=-1)),
+    )]
+    assert reasons == [RejectReason.UNKNOWN_PRODUCT, RejectReason.INVALID_QUANTITY, RejectReason.OTHER,
+                       RejectReason.OTHER]
+    assert all(isinstance(decide(state, c)[0].body, AllocationRejected)
+               for c in (allocate(quantity=-2), allocate(strategy="")))
+
+
+def test_levels_seen_are_the_units_available_in_every_warehouse_at_the_time():
+    state, _ = run(two_warehouses(3, 5), cmd("r", Reserve("res", "o", "south", 4)),
+                   cmd("out", AdjustStock("north", -3, "damaged")))
+    _, [plan_event, held] = run(state, allocate(quantity=1, preferred_warehouse="north"))
+    assert plan_event.body.levels_seen == {"north": 0, "south": 1}
+    assert plan_event.body.parts == (AllocationPart("south", 1, "o1:1:south"),)
+    assert held.warehouse == "south"
+
+
+def test_allocation_event_ids_are_distinct_and_deterministic():
+    state = two_warehouses(3, 5)
+    first = decide(state, allocate(quantity=6))
+    assert first == decide(state, allocate(quantity=6))
+    assert [e.event_id for e in first] == [event_id_for("allocate:o1:1", i) for i in range(3)]
+    assert len({e.event_id for e in first}) == 3
+
+
+def test_the_state_after_an_allocation_is_the_fold_of_its_events():
+    state = two_warehouses(3, 5)
+    events = decide(state, allocate(quantity=7, strategy="most_stock"))
+    assert fold(state, events) == run(state, allocate(quantity=7, strategy="most_stock"))[0]
+    assert fold(state, events[:1]) == state, "the plan alone holds nothing"
+    assert evolve(state, events[0]) == state
+
+
+def test_a_line_allocated_again_is_refused_not_held_twice():
+    state, _ = run(two_warehouses(3, 5), allocate(quantity=2))
+    again, [refused] = run(state, cmd("allocate-again", AllocateLine("o1", 1, 2)))
+    assert refused.body.reason is RejectReason.RESERVATION_EXISTS and again == state
+    _, [other_line, _] = run(state, allocate(line=2, quantity=1))
+    assert isinstance(other_line.body, Allocated)
+
+
+def test_allocated_parts_expire_like_any_reservation_and_end_one_by_one():
+    state, events = run(two_warehouses(3, 5), allocate(quantity=4, ttl_ms=500))
+    assert [e.body.expires_at for e in events[1:]] == [1_500, 1_500]
+    state, [committed] = run(state, cmd("c", Commit("o1:1:south"), 1_400))
+    assert isinstance(committed.body, Committed) and state.level("south") == Level(4, 0)
+    state, [expired] = run(state, cmd("x", Expire("o1:1:north"), 1_500))
+    assert isinstance(expired.body, Expired) and state.level("north") == Level(3, 0)
+
+
+def test_each_part_is_decided_on_the_level_the_part_before_leaves_and_may_raise_low_stock():
+    state, _ = run(two_warehouses(3, 5), cmd("t", SetLowStockThreshold("south", 4)))
+    _, [plan_event, north, south] = run(state, allocate(quantity=5, priority=("north", "south")))
+    assert not plan_event.low_stock and not north.low_stock
+    assert south.low_stock and (south.on_hand, south.reserved) == (5, 2)
+
+
 # ----------------------------------------------------------------------------- properties
 quantities = st.integers(min_value=-3, max_value=6)
-reservation_ids = st.sampled_from([f"res-{i}" for i in range(6)])
+# Some are an order line's parts (AllocateLine): ids "<order>:<line>:<warehouse>".
+reservation_ids = st.sampled_from([f"res-{i}" for i in range(6)] + ["o1:0:north", "o1:1:south", "o2:0:south"])
 warehouses = st.sampled_from(WAREHOUSES)
 bodies = st.one_of(
     st.builds(CreateProduct, st.sampled_from(["Shirt", ""])),
@@ -226,7 +332,16 @@ bodies = st.one_of(
     st.builds(Commit, reservation_ids),
     st.builds(Expire, reservation_ids),
     st.builds(SetLowStockThreshold, warehouses, st.integers(-1, 8)),
+    st.builds(AllocateLine, st.sampled_from(["o1", "o2"]), st.integers(0, 1), quantities,
+              st.sampled_from(["", *WAREHOUSES, "west"]),
+              st.sampled_from(["priority", "most_stock", "nearest"]),
+              st.lists(warehouses, max_size=2).map(tuple), st.sampled_from([0, 0, 2, -1])),
 )
+# Valid allocations only, for the properties that start from stock.
+allocations = st.builds(AllocateLine, st.sampled_from(["o1", "o2", "o3"]), st.integers(0, 1),
+                        st.integers(1, 6), st.sampled_from(["", *WAREHOUSES]),
+                        st.sampled_from(["priority", "most_stock"]),
+                        st.lists(warehouses, max_size=2).map(tuple), st.sampled_from([0, 2]))
 command_lists = st.lists(bodies, min_size=1, max_size=60).map(
     lambda bs: [cmd(f"c{i}", b, issued_at=i) for i, b in enumerate(bs)])
 
@@ -290,3 +405,28 @@ def test_low_stock_is_flagged_exactly_when_a_level_crosses_below_its_threshold(c
             now = state.threshold(wh) > 0 and state.level(wh).available < state.threshold(wh)
             assert event.low_stock == (now and not was and not event.is_rejection), (command, event)
             assert event.low_stock_threshold == state.threshold(wh)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(allocations, bodies), min_size=1, max_size=40).map(
+    lambda bs: [cmd(f"c{i}", b, issued_at=i) for i, b in enumerate(bs)]))
+def test_allocations_on_stocked_warehouses_hold_exactly_their_plan(commands):
+    """From a SKU with stock in both warehouses: an Allocated is followed by one Reserved per part
+    (same ids, quantities and warehouses, one version each), and the invariants still hold."""
+    start = two_warehouses(3, 5)
+    state, events = run(start, *commands)
+    assert fold(start, events) == state
+    for warehouse in WAREHOUSES:
+        level = state.level(warehouse)
+        assert 0 <= level.reserved <= level.on_hand
+        assert level.reserved == sum(r.quantity for r in state.reservations.values()
+                                     if r.warehouse == warehouse and r.state is ReservationState.PENDING)
+    for i, event in enumerate(events):
+        if isinstance(event.body, Allocated):
+            parts, held = event.body.parts, events[i + 1:i + 1 + len(event.body.parts)]
+            assert sum(p.quantity for p in parts) == event.body.quantity
+            assert all(p.quantity <= event.body.levels_seen[p.warehouse] for p in parts)
+            assert [(p.warehouse, p.quantity, p.reservation_id) for p in parts] == [
+                (e.warehouse, e.body.quantity, e.body.reservation_id) for e in held]
+            assert [e.seq for e in held] == list(range(event.seq + 1, event.seq + 1 + len(parts)))
+            assert all(e.command_id == event.command_id for e in held)

@@ -13,8 +13,9 @@ from schemas import (
     released_writers, warehouse_command_codec, warehouse_event_codec,
 )
 from streams.stock.records import (
-    AdjustStock, Command, CommandRejected, CreateProduct, Event, Expired, LowStockThresholdSet, RejectReason, Reserve,
-    Reserved, SetLowStockThreshold, Tick,
+    AdjustStock, AllocateLine, Allocated, AllocationPart, AllocationRejected, Command, CommandRejected,
+    CreateProduct, Event, Expired, LowStockThresholdSet, RejectReason, Reserve, Reserved, SetLowStockThreshold,
+    Tick,
     command_from_avro, command_to_avro, event_from_avro, event_to_avro,
 )
 from streams.warehouses.records import (
@@ -35,7 +36,9 @@ def test_every_schema_file_parses_and_is_named_after_its_type():
 @pytest.mark.parametrize("body", [AdjustStock("w", -3, "damaged"), AdjustStock("w", 4, "received", "hold-1"),
                                   Reserve("r", "o", "w", 2, 900_000),
                                   SetLowStockThreshold("w", 4), Tick(),
-                                  CreateProduct("Shirt, L", parent="SHIRT", attributes={"size": "L"})])
+                                  CreateProduct("Shirt, L", parent="SHIRT", attributes={"size": "L"}),
+                                  AllocateLine("o-1", 2, 7), AllocateLine("o-1", 0, 3, "north", "most_stock",
+                                                                          ("south", "north"), 900_000)])
 def test_command_round_trip(body):
     command = Command("cmd-1", "SKU-1", 1700000000000, body, sender="erp")
     codec = command_codec()
@@ -45,7 +48,13 @@ def test_command_round_trip(body):
 @pytest.mark.parametrize("body", [Reserved("r", "o", 2, expires_at=1700000900000),
                                   CommandRejected("Release", RejectReason.UNKNOWN_RESERVATION, "no"),
                                   CommandRejected("AdjustStock", RejectReason.SPACE_NOT_HELD, "no hold"),
-                                  Expired("r", "o", 2), LowStockThresholdSet(4)])
+                                  Expired("r", "o", 2), LowStockThresholdSet(4),
+                                  Allocated("o", 1, 5, "priority", {"north": 3, "south": 4, "east": 0},
+                                            (AllocationPart("north", 3, "o:1:north"),
+                                             AllocationPart("south", 2, "o:1:south"))),
+                                  Allocated("o", 1, 5, "most_stock"),
+                                  AllocationRejected("o", 2, 9, RejectReason.INSUFFICIENT_STOCK, "7 available",
+                                                     "most_stock", {"north": 3, "south": 4})])
 def test_event_round_trip(body):
     event = Event("e", "c", "SKU-1", 3, 1700000000000, "w", 5, 2, body, 0, 2, "api", 4, True)
     codec = event_codec()
@@ -105,6 +114,33 @@ def test_records_of_every_released_schema_version_still_decode(name, to_avro, fr
     for writer_schema in released:
         old = AvroCodec(parse_schema(writer_schema, _write_hint=False))
         assert from_avro(current.decode(old.encode(to_avro(record)))) == record
+
+
+def _union_members(schema) -> list[str]:
+    body = next(f for f in schema["fields"] if f["name"] == "body")
+    return [t if isinstance(t, str) else t["name"] for t in body["type"]]
+
+
+@pytest.mark.parametrize("name", [COMMAND_SCHEMA, EVENT_SCHEMA])
+def test_body_unions_only_grow_at_the_end(name):
+    """A body's union index is on the wire: a new body type goes last, or an older reader (and a
+    record an older producer wrote) would read one type as another."""
+    current = _union_members(json.loads((SCHEMA_DIR / f"{name}.avsc").read_text()))
+    for released in released_writers(name):  # canonical forms: full names
+        older = _union_members(released)
+        assert current[:len(older)] == older
+
+
+def test_an_allocation_is_not_readable_by_a_released_reader_but_the_rest_still_is():
+    """The new body types are the only records an older reader cannot take (not yet deployed
+    consumers must be upgraded before the order agent sends AllocateLine)."""
+    newest_released = max(released_writers(COMMAND_SCHEMA), key=lambda s: len(_union_members(s)))
+    old_reader = AvroCodec(parse_schema(newest_released, _write_hint=False), (load(COMMAND_SCHEMA),))
+    reserve = command_to_avro(Command("c", "SKU-1", 1, Reserve("r", "o", "w", 2)))
+    assert command_from_avro(old_reader.decode(command_codec().encode(reserve))) == command_from_avro(reserve)
+    allocate = command_to_avro(Command("c", "SKU-1", 1, AllocateLine("o", 0, 1)))
+    with pytest.raises(SchemaError):
+        old_reader.decode(command_codec().encode(allocate))
 
 
 @pytest.mark.parametrize("body", [CreateWarehouse("North", "Leeds", 500), ReceiveStock("SKU-1", 4, "delivery"),

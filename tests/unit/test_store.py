@@ -1,11 +1,15 @@
 """Exactly-once effects of the table layout: duplicates, crashes between writes, the window."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.stock.records import (
     AdjustStock,
+    AllocateLine,
+    Allocated,
     Command,
     Commit,
     CLOCK_KEY,
@@ -114,12 +118,18 @@ def test_the_window_forgets_old_commands_and_their_ended_reservations():
     assert store.sku(SKU).level("w") == Level(16, 0)
 
 
+# "o1:0:w" and "o1:0:v" are the parts of an order line's allocation (AllocateLine "o1", line 0).
+reservation_ids = st.sampled_from(["a", "b", "c", "o1:0:w", "o1:0:v"])
 body_strategy = st.one_of(
-    st.builds(lambda q: AdjustStock("w", q, "adj", "hold" if q > 0 else ""), st.integers(-3, 5)),
+    st.builds(lambda wh, q: AdjustStock(wh, q, "adj", "hold" if q > 0 else ""), st.sampled_from(["w", "v"]),
+              st.integers(-3, 5)),
     st.builds(Reserve, st.sampled_from(["a", "b", "c"]), st.just("o"), st.just("w"), st.integers(1, 4),
               st.sampled_from([0, 10, 25, 60])),
-    st.builds(Release, st.sampled_from(["a", "b", "c"])),
-    st.builds(Commit, st.sampled_from(["a", "b", "c"])),
+    st.builds(AllocateLine, st.sampled_from(["o1", "o2"]), st.integers(0, 1), st.integers(1, 14),
+              st.sampled_from(["", "v"]), st.sampled_from(["priority", "most_stock"]),
+              st.sampled_from([(), ("v", "w")]), st.sampled_from([0, 10, 25])),
+    st.builds(Release, reservation_ids),
+    st.builds(Commit, reservation_ids),
     st.builds(Tick),
 )
 
@@ -156,6 +166,64 @@ def test_a_crash_between_any_two_writes_then_redelivery_equals_no_crash(bodies, 
     assert dict(recovered.table) == dict(clean.table)
 
 
+def setup_two(store: StockStore) -> None:
+    setup(store, 4)
+    store.handle(cmd("receive-v", AdjustStock("v", 3, "received", hold_id="receive-v")))
+
+
+def test_a_redelivered_allocation_answers_the_same_events_and_holds_nothing_twice():
+    table = RecordingTable()
+    store = StockStore(table)
+    setup_two(store)
+    allocate = Command("allocate:o:0", SKU, 1_000, AllocateLine("o", 0, 6, "v", ttl_ms=50))
+    first = store.handle(allocate)
+    assert [e.type for e in first] == ["Allocated", "Reserved", "Reserved"]
+    assert store.handle(allocate) == first
+    assert store.handle(replace(allocate, issued_at=2_000)) == first, "a retry stamped later too"
+    assert store.sku(SKU).level("v") == Level(3, 3) and store.sku(SKU).level("w") == Level(4, 3)
+    for rid, wh, units in (("o:0:v", "v", 3), ("o:0:w", "w", 3)):
+        held = store.reservation(SKU, rid)
+        assert (held.warehouse, held.quantity, held.state, held.expires_at) == \
+            (wh, units, ReservationState.PENDING, 1_050)
+    assert sorted(k for k in table if k.startswith("x:")) == [
+        f"x:{1_050:013d}:{SKU}:o:0:v", f"x:{1_050:013d}:{SKU}:o:0:w"], "each part is indexed by its deadline"
+
+
+def test_every_part_of_an_allocation_expires_at_its_deadline():
+    store = StockStore(RecordingTable())
+    setup_two(store)
+    store.handle(Command("allocate:o:0", SKU, 1_000, AllocateLine("o", 0, 5, ttl_ms=50)))
+    expired = tick(store, 1_050)
+    assert sorted(e.body.reservation_id for e in expired) == ["o:0:v", "o:0:w"]
+    assert store.sku(SKU).level("v") == Level(3, 0) and store.sku(SKU).level("w") == Level(4, 0)
+
+
+def test_an_allocation_rejected_is_remembered_and_holds_nothing():
+    store = StockStore(RecordingTable())
+    setup_two(store)
+    allocate = cmd("allocate:o:0", AllocateLine("o", 0, 8))
+    [rejected] = store.handle(allocate)
+    assert rejected.is_rejection and str(rejected.body.reason) == "INSUFFICIENT_STOCK"
+    store.handle(cmd("more", AdjustStock("w", 5, "received", hold_id="more")))
+    assert store.handle(allocate) == [rejected]
+    assert not [k for k in store.table if k.startswith("r:")]
+
+
+def test_an_allocation_decided_again_once_forgotten_is_refused_not_held_twice():
+    """Past the dedup window the same line is decided again: the store loads the reservations
+    its parts would hold (one per warehouse), so the line is refused."""
+    store = StockStore(RecordingTable(), window=2)
+    setup_two(store)
+    allocate = cmd("allocate:o:0", AllocateLine("o", 0, 4))
+    assert isinstance(store.handle(allocate)[0].body, Allocated)  # v: 3, w: 1
+    for i in range(3):
+        store.handle(cmd(f"n{i}", AdjustStock("w", 1, "received", hold_id=f"n{i}")))
+    assert f"c:{SKU}:allocate:o:0" not in store.table
+    [refused] = store.handle(allocate)
+    assert str(refused.body.reason) == "RESERVATION_EXISTS"
+    assert store.sku(SKU).level("w") == Level(7, 1) and store.sku(SKU).level("v") == Level(3, 3)
+
+
 def test_reservation_events_carry_the_resulting_level():
     store = StockStore(RecordingTable())
     setup(store, 4)
@@ -181,8 +249,9 @@ def _commands(pairs) -> list[Command]:
     # Reservation ids are per SKU here, as the API hands them out.
     def scoped(sku, body):
         if isinstance(body, (Reserve, Release, Commit)):
-            return type(body)(**{**{f: getattr(body, f) for f in body.__slots__},
-                                 "reservation_id": f"{sku}/{body.reservation_id}"})
+            return replace(body, reservation_id=f"{sku}/{body.reservation_id}")
+        if isinstance(body, AllocateLine):  # its parts' ids start with the order's
+            return replace(body, order_id=f"{sku}/{body.order_id}")
         return body
     return [timed(i, scoped(sku, body), sku) for i, (sku, body) in enumerate(pairs)]
 

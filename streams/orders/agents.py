@@ -1,0 +1,73 @@
+"""The order agent: the single writer of every order's saga on its partitions.
+
+The same glue as the other areas' agents (``streams/partition/agent.py``) around ``OrderStore``:
+a batch of ``order-commands`` records is decided per partition in log order, and each
+partition's changelog records, order events, dead letters and the stock commands the saga sends
+(a line's allocation, releases, commits: ``saga.py``) are committed in one transaction of its
+fenced producer.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, MutableMapping, Sequence
+
+from common.errors import MalformedRecordError
+from schemas import command_codec, order_command_codec, order_event_codec
+from streams.app import app, order_commands, settings
+from streams.orders.records import OrderCommand, OrderEvent, order_command_from_avro, order_event_to_avro
+from streams.orders.saga import stock_commands_for
+from streams.orders.store import OrderStore
+from streams.partition.agent import decide_records, run_agent
+from streams.partition.owner import Decided, Owners
+from streams.stock.records import command_to_avro
+from streams.topics import ORDER_COMMANDS, ORDER_COMMANDS_DLQ, ORDER_EVENTS, ORDER_TABLE, STOCK_COMMANDS
+
+__all__ = ["owners", "process_order_commands", "decode_order_command", "decide_order_batch"]
+
+log = logging.getLogger(__name__)
+_commands = order_command_codec()
+_events = order_event_codec()
+_stock_commands = command_codec()
+
+owners = Owners(settings, Path(settings.worker_data_dir), ORDER_TABLE)
+
+
+def decode_order_command(key: bytes | None, value: bytes | None) -> OrderCommand:
+    data = _commands.decode(value or b"")
+    try:
+        command = order_command_from_avro(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedRecordError(f"command does not map onto the domain: {exc}") from exc
+    if key is None or key.decode("utf-8", "replace") != command.order_id:
+        raise MalformedRecordError(f"record key {key!r} is not the command's order {command.order_id!r}")
+    return command
+
+
+def _announce(decided: Decided, command: OrderCommand, facts: list[OrderEvent]) -> None:
+    """The order's events, and the stock commands its saga sends on (saga.py)."""
+    for fact in facts:
+        decided.send(ORDER_EVENTS, fact.order_id.encode(), _events.encode(order_event_to_avro(fact)))
+    for step in stock_commands_for(command, facts):
+        decided.send(STOCK_COMMANDS, step.sku.encode(), _stock_commands.encode(command_to_avro(step)))
+
+
+def decide_order_batch(table: MutableMapping[str, Any], events: Sequence) -> Decided:
+    store = OrderStore(table, window=settings.dedup_window)
+    return decide_records(events, decode_order_command, store.handle, _announce, ORDER_COMMANDS_DLQ)
+
+
+@app.agent(order_commands)
+async def process_order_commands(stream):
+    await run_agent(stream, owners, decide_order_batch, settings.command_batch_size,
+                    settings.command_batch_seconds)
+
+
+@app.on_partitions_revoked.connect
+async def _release_revoked(sender, revoked, **kwargs) -> None:
+    await owners.release({tp.partition for tp in revoked if tp.topic == ORDER_COMMANDS})
+
+
+@app.on_before_shutdown.connect
+async def _close_owners(sender, **kwargs) -> None:
+    await owners.close()

@@ -1,0 +1,191 @@
+"""An order's saga, as pure functions: no I/O, no clock, no randomness.
+
+An order's lines live on different SKUs, so on different partitions: no stock agent can reserve
+a whole order. The order's own single writer (partitioned by order id) runs the saga instead:
+
+- ``PlaceOrder`` records the order (every line PENDING); the saga sends each line's
+  ``AllocateLine`` to its SKU's owner, which answers ``LineAllocated`` or ``LineRejected``;
+- once every line is allocated the order is RESERVED; ``FulfilOrder`` then commits every part;
+- one rejected line rejects a PENDING order, and ``CancelOrder`` cancels a PENDING or RESERVED
+  one: either way every ALLOCATED line is RELEASED in the same event (compensation), and a line
+  whose allocation arrives later is released at once (``PartsReleased``).
+
+So once every line has answered, no line of a REJECTED or CANCELLED order holds stock. Every
+event says which lines it ``released`` or ``committed`` (they were ALLOCATED before it), so the
+saga's stock commands follow from the events alone. One command may cause several events (a
+line's allocation, then the order's reservation); each advances ``seq`` and has the id of its
+(command id, index). A refusal changes nothing and keeps ``seq``. The store remembers command
+ids (``store.py``), so a redelivery changes nothing twice.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import reduce
+from typing import Any, Callable, Iterable
+
+from streams.orders.records import (
+    MAX_LINES,
+    CancelOrder,
+    FulfilOrder,
+    LineAllocated,
+    LineOutcome,
+    LineRejected,
+    LineState,
+    OrderCommand,
+    OrderEvent,
+    OrderEventKind,
+    OrderRefusal,
+    OrderState,
+    OrderStatus,
+    PlaceOrder,
+    order_event_id,
+)
+
+__all__ = ["decide", "evolve", "fold"]
+
+_OPEN = (OrderStatus.PENDING, OrderStatus.RESERVED)  # what may still be cancelled
+_ENDED = (OrderStatus.REJECTED, OrderStatus.CANCELLED)  # what releases a late allocation
+
+
+def _snapshot(after: OrderState, command: OrderCommand, index: int, kind: OrderEventKind,
+              **facts: Any) -> OrderEvent:
+    return OrderEvent(order_event_id(command.command_id, index), command.command_id, after.order_id,
+                      after.seq, command.issued_at, command.sender, kind, after.status, after.customer,
+                      after.preferred_warehouse, after.allow_backorders, after.strategy, after.lines,
+                      priority=after.priority, **facts)
+
+
+def _change(state: OrderState, command: OrderCommand, index: int, kind: OrderEventKind,
+            released: tuple[int, ...] = (), committed: tuple[int, ...] = (), detail: str = "",
+            **changes: Any) -> OrderEvent:
+    """The ``index``-th event of ``command``: ``state`` with ``changes``, one ``seq`` later."""
+    after = replace(state, seq=state.seq + 1, **changes)
+    return _snapshot(after, command, index, kind, released=released, committed=committed, detail=detail)
+
+
+def _refuse(state: OrderState, command: OrderCommand, reason: OrderRefusal, detail: str) -> list[OrderEvent]:
+    return [_snapshot(state, command, 0, OrderEventKind.REFUSED, reason=reason, detail=detail)]
+
+
+def _with_line(lines: tuple[LineOutcome, ...], number: int, **changes: Any) -> tuple[LineOutcome, ...]:
+    return tuple(replace(o, **changes) if o.line == number else o for o in lines)
+
+
+def _settle(lines: tuple[LineOutcome, ...], to: LineState) -> tuple[tuple[LineOutcome, ...], tuple[int, ...]]:
+    """Every ALLOCATED line moved ``to`` RELEASED or COMMITTED, and the numbers of those lines."""
+    moved = tuple(o.line for o in lines if o.state is LineState.ALLOCATED)
+    return tuple(replace(o, state=to) if o.line in moved else o for o in lines), moved
+
+
+def _invalid(body: PlaceOrder) -> str:
+    """Why ``body`` is not an order that can be placed ("" if it can)."""
+    if not body.lines:
+        return "an order needs at least one line"
+    if len(body.lines) > MAX_LINES:
+        return f"{len(body.lines)} lines, at most {MAX_LINES}"
+    skus = [line.sku for line in body.lines]
+    if any(not sku.strip() for sku in skus):
+        return "every line needs a SKU"
+    if len(set(skus)) < len(skus):
+        return "a SKU appears on two lines"
+    if any(line.quantity <= 0 for line in body.lines):
+        return "every line's quantity must be positive"
+    return ""
+
+
+def _place(state: OrderState, command: OrderCommand, body: PlaceOrder) -> list[OrderEvent]:
+    if state.exists:
+        return _refuse(state, command, OrderRefusal.ORDER_EXISTS, f"order {state.order_id} exists")
+    if problem := _invalid(body):
+        return _refuse(state, command, OrderRefusal.INVALID_ORDER, problem)
+    lines = tuple(LineOutcome(n, line.sku, line.quantity, LineState.PENDING)
+                  for n, line in enumerate(body.lines, start=1))
+    return [_change(state, command, 0, OrderEventKind.ORDER_PLACED, status=OrderStatus.PENDING,
+                    customer=body.customer, preferred_warehouse=body.preferred_warehouse,
+                    allow_backorders=body.allow_backorders, strategy=body.strategy,
+                    priority=body.priority, lines=lines)]
+
+
+def _pending_line(state: OrderState, command: OrderCommand, number: int) -> list[OrderEvent]:
+    """A refusal if line ``number`` is not waiting for its answer (with the command store's
+    dedup this does not happen: a harmless answer to an unknown line or a second answer)."""
+    line = state.line(number)
+    if line is None:
+        return _refuse(state, command, OrderRefusal.OTHER, f"order {state.order_id} has no line {number}")
+    if line.state is not LineState.PENDING:
+        return _refuse(state, command, OrderRefusal.OTHER, f"line {number} is {line.state}, not PENDING")
+    return []
+
+
+def _allocated(state: OrderState, command: OrderCommand, body: LineAllocated) -> list[OrderEvent]:
+    if refused := _pending_line(state, command, body.line):
+        return refused
+    lines = _with_line(state.lines, body.line, state=LineState.ALLOCATED, parts=body.parts)
+    first = _change(state, command, 0, OrderEventKind.LINE_ALLOCATED, lines=lines)
+    after = evolve(state, first)
+    if state.status is OrderStatus.PENDING and all(o.state is LineState.ALLOCATED for o in lines):
+        return [first, _change(after, command, 1, OrderEventKind.ORDER_RESERVED, status=OrderStatus.RESERVED)]
+    if state.status in _ENDED:  # too late: nothing may stay held for an order that ended
+        lines, released = _settle(after.lines, LineState.RELEASED)
+        return [first, _change(after, command, 1, OrderEventKind.PARTS_RELEASED, lines=lines,
+                               released=released)]
+    return [first]
+
+
+def _rejected(state: OrderState, command: OrderCommand, body: LineRejected) -> list[OrderEvent]:
+    if refused := _pending_line(state, command, body.line):
+        return refused
+    detail = f"line {body.line}: {body.reason}" + (f": {body.detail}" if body.detail else "")
+    lines = _with_line(state.lines, body.line, state=LineState.REJECTED)
+    first = _change(state, command, 0, OrderEventKind.LINE_REJECTED, lines=lines, detail=detail)
+    if state.status is not OrderStatus.PENDING:  # rejected or cancelled already: nothing held
+        return [first]
+    after = evolve(state, first)
+    lines, released = _settle(after.lines, LineState.RELEASED)  # compensation
+    return [first, _change(after, command, 1, OrderEventKind.ORDER_REJECTED, status=OrderStatus.REJECTED,
+                           lines=lines, released=released, detail=detail)]
+
+
+def _cancel(state: OrderState, command: OrderCommand, body: CancelOrder) -> list[OrderEvent]:
+    if state.status not in _OPEN:
+        return _refuse(state, command, OrderRefusal.NOT_CANCELLABLE, f"order {state.order_id} is {state.status}")
+    lines, released = _settle(state.lines, LineState.RELEASED)
+    return [_change(state, command, 0, OrderEventKind.ORDER_CANCELLED, status=OrderStatus.CANCELLED,
+                    lines=lines, released=released, detail=body.reason)]
+
+
+def _fulfil(state: OrderState, command: OrderCommand, body: FulfilOrder) -> list[OrderEvent]:
+    if state.status is not OrderStatus.RESERVED:
+        return _refuse(state, command, OrderRefusal.NOT_RESERVED, f"order {state.order_id} is {state.status}")
+    lines, committed = _settle(state.lines, LineState.COMMITTED)  # RESERVED: every line is allocated
+    return [_change(state, command, 0, OrderEventKind.ORDER_FULFILLED, status=OrderStatus.FULFILLED,
+                    lines=lines, committed=committed)]
+
+
+_DECIDERS: dict[type, Callable[[OrderState, OrderCommand, Any], list[OrderEvent]]] = {
+    PlaceOrder: _place, LineAllocated: _allocated, LineRejected: _rejected, CancelOrder: _cancel,
+    FulfilOrder: _fulfil,
+}
+
+
+def decide(state: OrderState, command: OrderCommand) -> list[OrderEvent]:
+    """The events ``command`` causes on ``state``: one or two effects, or one refusal."""
+    if command.order_id != state.order_id:
+        raise ValueError(f"command for order {command.order_id} decided on {state.order_id}")
+    body = command.body
+    if not state.exists and not isinstance(body, PlaceOrder):
+        return _refuse(state, command, OrderRefusal.UNKNOWN_ORDER, f"no order {state.order_id}")
+    return _DECIDERS[type(body)](state, command, body)
+
+
+def evolve(state: OrderState, event: OrderEvent) -> OrderState:
+    """``state`` after ``event``: an effect's event is a snapshot of the whole order."""
+    if event.refused:
+        return state
+    return replace(state, status=event.status, customer=event.customer,
+                   preferred_warehouse=event.preferred_warehouse, allow_backorders=event.allow_backorders,
+                   strategy=event.strategy, priority=event.priority, lines=event.lines, seq=event.seq)
+
+
+def fold(state: OrderState, events: Iterable[OrderEvent]) -> OrderState:
+    return reduce(evolve, events, state)
