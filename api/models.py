@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
            "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut", "WarehouseIn",
-           "WarehouseOut", "OrderIn", "OrderOut"]
+           "WarehouseOut", "OrderIn", "OrderOut", "TransferIn", "TransferOut",
+           "BundleIn", "BundleOut", "BundleAvailabilityOut"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -50,6 +51,56 @@ class VariantOut(BaseModel):
     parent_id: str
     name: str
     attributes: dict[str, str]
+
+
+class ComponentIn(_Strict):
+    product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
+    quantity: int = Field(gt=0, le=1_000, examples=[2], description="units of it in one bundle")
+
+
+class BundleIn(_Strict):
+    """A bundle: a product made of other products' units. It holds no stock of its own (its
+    units are its components'), and an order for it reserves every component or none."""
+
+    sku: str = Field(pattern=_ID, examples=["SKU-GIFT-SET"])
+    name: str = Field(min_length=1, max_length=200, examples=["Gift set: a T-shirt and two pairs of socks"])
+    description: str = Field("", max_length=2000)
+    category: str = Field("", max_length=100)
+    components: list[ComponentIn] = Field(min_length=1, max_length=20, examples=[[
+        {"product_id": "SKU-TSHIRT-RED-M", "quantity": 1}, {"product_id": "SKU-SOCKS", "quantity": 2}]])
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "BundleIn":
+        ids = [c.product_id for c in self.components]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each component appears once")
+        if self.sku in ids:
+            raise ValueError("a bundle cannot be its own component")
+        return self
+
+
+class ComponentOut(BaseModel):
+    product_id: str
+    quantity: int = Field(description="units of it in one bundle")
+
+
+class BundleOut(BaseModel):
+    product_id: str
+    sku: str
+    name: str
+    description: str
+    category: str
+    components: list[ComponentOut]
+
+
+class ComponentAvailabilityOut(ComponentOut):
+    available: int = Field(description="the component's available units, over every warehouse")
+
+
+class BundleAvailabilityOut(BaseModel):
+    components: list[ComponentAvailabilityOut]
+    available: int = Field(description="bundles the components make now: the least, over the "
+                                       "components, of floor(available / quantity)")
 
 
 class ProductOut(BaseModel):
@@ -112,6 +163,10 @@ class InventoryOut(BaseModel):
     variants: list[VariantLevelsOut] = Field(
         default_factory=list, description="a product's variants, each with its own stock")
     variant_totals: TotalsOut | None = Field(None, description="the sum over the variants, if any")
+    in_transit: int = Field(0, description="units on their way between two warehouses (counted in no level)")
+    bundle: BundleAvailabilityOut | None = Field(
+        None, description="for a bundle (which holds no stock itself): its components and how many "
+                          "bundles they make, as of this read")
 
 
 class ReservationIn(_Strict):
@@ -229,3 +284,22 @@ class OrderOut(BaseModel):
     strategy: str
     lines: list[OrderLineOut]
     version: int
+
+
+class TransferIn(_Strict):
+    """Move units of a product from this warehouse to another (whose capacity is checked)."""
+
+    product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
+    quantity: int = Field(gt=0, le=1_000_000_000, examples=[12])
+    destination: str = Field(pattern=_ID, examples=["york-2"])
+    reason: str = Field("transfer", min_length=1, max_length=200)
+
+
+class TransferOut(BaseModel):
+    transfer_id: str
+    product_id: str
+    source: str
+    destination: str
+    quantity: int
+    state: str = Field(examples=["IN_TRANSIT"], description="IN_TRANSIT: left the source; it arrives next")
+    source_level: LevelOut

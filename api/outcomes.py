@@ -23,6 +23,7 @@ _REJECTIONS: dict[str, tuple[int, str]] = {
     RejectReason.INVALID_QUANTITY: (422, "Invalid quantity"),
     RejectReason.OTHER: (422, "Invalid command"),
     RejectReason.SPACE_NOT_HELD: (409, "Space not held"),
+    RejectReason.BUNDLE_HOLDS_NO_STOCK: (422, "Bundle holds no stock"),
     # A warehouse ledger's refusals (streams/warehouses/).
     Refusal.UNKNOWN_WAREHOUSE: (404, "Unknown warehouse"),
     Refusal.WAREHOUSE_EXISTS: (409, "Warehouse exists"),

@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 __all__ = ["metadata", "products", "inventory_levels", "inventory_transactions", "reservations",
-           "warehouses", "warehouse_events", "NOTIFY_CHANNEL", "orders", "order_events"]
+           "warehouses", "warehouse_events", "NOTIFY_CHANNEL", "orders", "order_events", "transfers"]
 
 #: The sink NOTIFYs this channel with every event it persisted, inside the writing transaction,
 #: so a listener learns of an event only once it is durable in the read model. Warehouse ledger
@@ -37,6 +37,8 @@ products = Table(
     Column("created_by_command", Text, nullable=False),
     Column("parent_sku", Text, nullable=True),  # a variant's product
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # A bundle's: units of each component SKU per bundle ({} for a product that holds stock).
+    Column("components", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Index("ix_products_parent", "parent_sku"),
 )
 
@@ -163,4 +165,18 @@ order_events = Table(
     Column("payload", JSONB, nullable=False),
     Index("ix_order_events_order_seq", "order_id", "seq"),
     Index("ix_order_events_command", "command_id"),
+)
+
+transfers = Table(
+    "transfers", metadata,
+    Column("transfer_id", Text, primary_key=True),
+    Column("sku", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("state", Text, nullable=False, doc="IN_TRANSIT, then ARRIVED"),
+    Column("version", BigInteger, nullable=False, doc="the SKU's seq of the last event applied"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_transfers_sku_state", "sku", "state"),
 )

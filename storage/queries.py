@@ -6,10 +6,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.models import inventory_levels, orders, products, reservations, warehouses
+from storage.models import inventory_levels, orders, products, reservations, transfers, warehouses
 
 __all__ = ["get_product", "get_levels", "get_reservation", "get_low_stock", "get_variants",
-           "get_warehouses", "get_order", "missing_products"]
+           "get_warehouses", "get_order", "get_in_transit", "get_products",
+           "get_available"]
 
 
 async def get_product(conn: AsyncConnection, sku: str) -> dict[str, Any] | None:
@@ -76,7 +77,23 @@ async def get_order(conn: AsyncConnection, order_id: str) -> dict[str, Any] | No
     return dict(row) if row else None
 
 
-async def missing_products(conn: AsyncConnection, skus: list[str]) -> list[str]:
-    """The SKUs among ``skus`` that are no product (one query)."""
-    found = set((await conn.execute(select(products.c.sku).where(products.c.sku.in_(skus)))).scalars())
-    return [sku for sku in skus if sku not in found]
+async def get_products(conn: AsyncConnection, skus: list[str]) -> dict[str, dict[str, Any]]:
+    """The products among ``skus``, by SKU (one query); a SKU that is no product is absent."""
+    query = select(products).where(products.c.sku.in_(skus))
+    return {row["sku"]: dict(row) for row in (await conn.execute(query)).mappings()}
+
+
+async def get_available(conn: AsyncConnection, skus: list[str]) -> dict[str, int]:
+    """Each SKU's available units summed over its warehouses (one query; 0 without a level)."""
+    levels = inventory_levels.c
+    query = (select(levels.sku, func.sum(levels.on_hand - levels.reserved))
+             .where(levels.sku.in_(skus)).group_by(levels.sku))
+    found = {sku: int(units) for sku, units in (await conn.execute(query)).all()}
+    return {sku: found.get(sku, 0) for sku in skus}
+
+
+async def get_in_transit(conn: AsyncConnection, sku: str) -> int:
+    """Units of ``sku`` on their way between warehouses."""
+    query = select(func.coalesce(func.sum(transfers.c.quantity), 0)).where(
+        transfers.c.sku == sku, transfers.c.state == "IN_TRANSIT")
+    return int((await conn.execute(query)).scalar_one())

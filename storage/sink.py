@@ -26,10 +26,11 @@ from storage.models import (
     NOTIFY_CHANNEL,
     inventory_levels,
     inventory_transactions,
-    products,
-    reservations,
     order_events,
     orders,
+    products,
+    reservations,
+    transfers,
     warehouse_events,
     warehouses,
 )
@@ -41,6 +42,8 @@ from streams.stock.records import (
     ProductCreated,
     Released,
     Reserved,
+    TransferArrived,
+    TransferredOut,
     event_to_avro,
 )
 from streams.orders.records import OrderEvent, order_event_to_avro
@@ -184,6 +187,7 @@ _UPSERT_LEVELS = _upsert_newer(inventory_levels, ["sku", "warehouse"],
 # A reservation id names one SKU's reservation; another SKU's event never takes its row over.
 _UPSERT_RESERVATIONS = _upsert_newer(reservations, ["reservation_id"], ("state", "version", "updated_at"),
                                      lambda stmt: reservations.c.sku == stmt.excluded.sku)
+_UPSERT_TRANSFERS = _upsert_newer(transfers, ["transfer_id"], ("state", "version", "updated_at"))
 # Name, location and created_at are the WarehouseCreated's: inserted once, never updated.
 _UPSERT_WAREHOUSES = _upsert_newer(warehouses, ["warehouse_id"],
                                    ("capacity", "stored", "held", "version", "updated_at"))
@@ -220,7 +224,7 @@ def _product_rows(events: list[Event]) -> list[dict[str, Any]]:
         {"sku": e.sku, "name": e.body.name, "description": e.body.description,
          "category": e.body.category, "created_at": _ts(e.occurred_at),
          "created_by_command": e.command_id, "parent_sku": e.body.parent or None,
-         "attributes": dict(e.body.attributes)}
+         "attributes": dict(e.body.attributes), "components": dict(e.body.components)}
         for e in events if isinstance(e.body, ProductCreated)
     ]
 
@@ -248,6 +252,23 @@ def _reservation_rows(events: list[Event]) -> list[dict[str, Any]]:
          "expires_at": _deadline(e)}
         for e in events if isinstance(e.body, (Reserved, Released, Committed, Expired))
     ), ("reservation_id",))
+
+
+def _transfer_rows(events: list[Event]) -> list[dict[str, Any]]:
+    """One row per transfer: in transit once its units left the source, arrived after."""
+    rows = []
+    for e in events:
+        body = e.body
+        if isinstance(body, TransferredOut):
+            source, destination, state = e.warehouse, body.destination, "IN_TRANSIT"
+        elif isinstance(body, TransferArrived):
+            source, destination, state = body.source, e.warehouse, "ARRIVED"
+        else:
+            continue
+        rows.append({"transfer_id": body.transfer_id, "sku": e.sku, "source": source,
+                     "destination": destination, "quantity": body.quantity, "state": state,
+                     "version": e.seq, "created_at": _ts(e.occurred_at), "updated_at": _ts(e.occurred_at)})
+    return _latest(rows, ("transfer_id",))
 
 
 def _warehouse_rows(events: list[WarehouseEvent]) -> list[dict[str, Any]]:
@@ -317,6 +338,7 @@ class EventSink:
         await _execute(conn, _INSERT_PRODUCTS, _product_rows(fresh))
         await _execute(conn, _UPSERT_LEVELS, _level_rows(fresh))
         await _execute(conn, _UPSERT_RESERVATIONS, _reservation_rows(fresh))
+        await _execute(conn, _UPSERT_TRANSFERS, _transfer_rows(fresh))
         await _announce(conn, events, new_ids, notification)
 
     async def _write_warehouse(self, conn: AsyncConnection, events: Sequence[WarehouseEvent]) -> None:

@@ -4,12 +4,14 @@ from fastapi import APIRouter, Path, Query
 
 from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import (
-    InventoryOut, LevelOut, LowStockOut, LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut,
-    VariantLevelsOut,
+    BundleAvailabilityOut, ComponentAvailabilityOut, InventoryOut, LevelOut, LowStockOut,
+    LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut, VariantLevelsOut,
 )
 from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
-from storage.queries import get_levels, get_low_stock, get_product, get_variants
+from storage.queries import (
+    get_available, get_in_transit, get_levels, get_low_stock, get_product, get_variants,
+)
 from streams.stock.records import AdjustStock, SetLowStockThreshold
 from streams.warehouses.records import ReceiveStock
 
@@ -36,23 +38,37 @@ async def list_low_stock(engine: EngineDep,
 @router.get("/{product_id}", response_model=InventoryOut, responses=PROBLEM_RESPONSES)
 async def get_inventory(engine: EngineDep, product_id: str = ProductId):
     """Levels per warehouse and totals; for a product with variants, each variant's too, and
-    their sum. Reflects every acknowledged change."""
+    their sum; for a bundle (no stock of its own), its components' available units and how many
+    bundles they make, computed at this read. Reflects every acknowledged change."""
     async with engine.connect() as conn:
-        if await get_product(conn, product_id) is None:
+        if (product := await get_product(conn, product_id)) is None:
             raise Problem(404, "Unknown product", f"no product {product_id}")
+        components = product["components"]
+        available = await get_available(conn, list(components)) if components else {}
         rows = await get_levels(conn, product_id)
         variants = await get_variants(conn, product_id)
+        in_transit = await get_in_transit(conn, product_id)
     levels, totals = _levels(rows)
     out = [_variant(variant, variant_rows) for variant, variant_rows in variants]
     return InventoryOut(product_id=product_id, warehouses=levels, totals=totals,
                         version=max((r["version"] for r in rows), default=0), variants=out,
-                        variant_totals=_sum([v.totals for v in out]) if out else None)
+                        variant_totals=_sum([v.totals for v in out]) if out else None,
+                        in_transit=in_transit,
+                        bundle=_bundle(components, available) if components else None)
 
 
 def _variant(variant: dict, rows: list[dict]) -> VariantLevelsOut:
     levels, totals = _levels(rows)
     return VariantLevelsOut(product_id=variant["sku"], attributes=variant["attributes"],
                             warehouses=levels, totals=totals)
+
+
+def _bundle(components: dict[str, int], available: dict[str, int]) -> BundleAvailabilityOut:
+    """A bundle's availability: the least, over its components, of floor(available / quantity)."""
+    parts = [ComponentAvailabilityOut(product_id=sku, quantity=units, available=available[sku])
+             for sku, units in components.items()]
+    return BundleAvailabilityOut(components=parts,
+                                 available=min(max(p.available, 0) // p.quantity for p in parts))
 
 
 def _levels(rows: list[dict]) -> tuple[list[LevelOut], TotalsOut]:

@@ -11,8 +11,8 @@ from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import AllocationOut, OrderIn, OrderLineOut, OrderOut, PendingOut
 from api.outcomes import decided, pending
 from api.problems import PROBLEM_RESPONSES, Problem
-from storage.queries import get_order, missing_products
-from streams.orders.records import CancelOrder, FulfilOrder, OrderLine, PlaceOrder
+from storage.queries import get_order, get_products
+from streams.orders.records import MAX_LINES, CancelOrder, FulfilOrder, OrderLine, PlaceOrder
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 OrderId = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$", examples=["order-7731"])
@@ -37,20 +37,37 @@ async def place_order(order: OrderIn, gateway: GatewayDep, engine: EngineDep, se
     """Place an order: 201 with its status once its saga settles. RESERVED: every line is held
     (from the preferred warehouse first, then by the allocation strategy; a line may be split);
     REJECTED: a line could not be served, and nothing is held (lines already reserved are
-    released again). 404 for an unknown product; 202 if the saga has not settled in time."""
+    released again). 404 for an unknown product; 202 if the saga has not settled in time.
+
+    A bundle holds no stock: its line is expanded into its components (the line's quantity times
+    each component's units per bundle), summed with other lines of the same SKU. The order's
+    lines, as placed and answered, are therefore the components, and the saga holds all of them
+    or none: a bundle is reserved whole or not at all."""
     order_id = order.order_id or command_id
     async with engine.connect() as conn:
         existing = await get_order(conn, order_id)
-        unknown = await missing_products(conn, [line.product_id for line in order.lines])
+        found = await get_products(conn, [line.product_id for line in order.lines])
     if existing is not None:  # a retry: the saga ran (or runs) once; answer with where it is
         return _existing(existing)
-    if unknown:
+    if unknown := [line.product_id for line in order.lines if line.product_id not in found]:
         raise Problem(404, "Unknown product", f"no product {', '.join(unknown)}")
-    body = PlaceOrder(order.customer, tuple(OrderLine(line.product_id, line.quantity) for line in order.lines),
+    lines = _expanded(order, found)
+    if len(lines) > MAX_LINES:
+        raise Problem(422, "Invalid order", f"{len(lines)} lines once bundles are expanded, at most {MAX_LINES}")
+    body = PlaceOrder(order.customer, tuple(OrderLine(sku, quantity) for sku, quantity in lines.items()),
                       order.preferred_warehouse or "", order.allow_backorders,
                       order.strategy or settings.allocation_strategy, tuple(settings.warehouse_priority))
     event = decided(await gateway.execute_order(command_id, order_id, body), command_id)
     return order_out(event) if isinstance(event, dict) else event
+
+
+def _expanded(order: OrderIn, products: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Units per SKU the order holds: a bundle's line as its components, each SKU once."""
+    units: dict[str, int] = {}
+    for line in order.lines:
+        for sku, per_unit in (products[line.product_id]["components"] or {line.product_id: 1}).items():
+            units[sku] = units.get(sku, 0) + line.quantity * per_unit
+    return units
 
 
 def _existing(order: dict[str, Any]) -> OrderOut | JSONResponse:

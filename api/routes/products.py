@@ -3,10 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.deps import CommandIdDep, EngineDep, GatewayDep
-from api.models import PendingOut, ProductIn, ProductOut, VariantIn, VariantOut
+from api.models import (
+    BundleIn, BundleOut, ComponentOut, PendingOut, ProductIn, ProductOut, VariantIn, VariantOut,
+)
 from api.outcomes import decided
 from api.problems import PROBLEM_RESPONSES, Problem
-from storage.queries import get_product
+from storage.queries import get_product, get_products
 from streams.stock.records import CreateProduct
 
 router = APIRouter(prefix="/products", tags=["products"])
@@ -46,3 +48,30 @@ async def create_variant(variant: VariantIn, gateway: GatewayDep, engine: Engine
     created = event["body"]
     return VariantOut(product_id=event["sku"], sku=event["sku"], parent_id=created["parent"],
                       name=created["name"], attributes=created["attributes"])
+
+
+@router.post("/bundles", status_code=status.HTTP_201_CREATED, response_model=BundleOut,
+             responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
+async def create_bundle(bundle: BundleIn, gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep):
+    """Create a bundle: a product made of other products' units (each component: a product and
+    the units of it in one bundle). It holds no stock of its own: `GET /inventory/{id}` shows how
+    many bundles its components make, and an order for it reserves its components, every one or
+    none. 404 if a component is not a product; 422 if a component is a bundle itself; 409 if the
+    SKU exists."""
+    wanted = [c.product_id for c in bundle.components]
+    async with engine.connect() as conn:
+        found = await get_products(conn, wanted)
+    if unknown := [sku for sku in wanted if sku not in found]:
+        raise Problem(404, "Unknown product", f"no product {', '.join(unknown)}")
+    if nested := [sku for sku in wanted if found[sku]["components"]]:
+        raise Problem(422, "Invalid bundle", f"{', '.join(nested)} is a bundle itself; name its components")
+    body = CreateProduct(bundle.name, bundle.description, bundle.category,
+                         components={c.product_id: c.quantity for c in bundle.components})
+    event = decided(await gateway.execute(command_id, bundle.sku, body), command_id)
+    if not isinstance(event, dict):
+        return event
+    created = event["body"]
+    return BundleOut(product_id=event["sku"], sku=event["sku"], name=created["name"],
+                     description=created["description"], category=created["category"],
+                     components=[ComponentOut(product_id=sku, quantity=units)
+                                 for sku, units in created["components"].items()])

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Path, status
 
 from api.deps import CommandIdDep, EngineDep, GatewayDep
-from api.models import PendingOut, TotalsOut, WarehouseIn, WarehouseOut
-from api.outcomes import decided
+from api.models import PendingOut, TotalsOut, TransferIn, TransferOut, WarehouseIn, WarehouseOut
+from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
-from storage.queries import get_warehouses
-from streams.warehouses.records import CreateWarehouse
+from storage.queries import get_product, get_warehouses
+from streams.warehouses.records import CreateWarehouse, ReceiveStock
 
 router = APIRouter(prefix="/warehouses", tags=["warehouses"])
 WarehouseId = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$", examples=["leeds-1"])
@@ -55,3 +55,24 @@ def _out(row: dict[str, Any]) -> WarehouseOut:
                         free=row["capacity"] - row["stored"] - row["held"],
                         totals=TotalsOut(available=on_hand - reserved, reserved=reserved, total=on_hand),
                         skus=int(row["skus"]), version=row["version"])
+
+
+@router.post("/{warehouse_id}/transfer", status_code=status.HTTP_201_CREATED, response_model=TransferOut,
+             responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
+async def transfer(request: TransferIn, gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep,
+                   warehouse_id: str = WarehouseId):
+    """Move units to another warehouse: space is held at the destination first (409
+    `CAPACITY_EXCEEDED`), then they leave this one (409 when fewer are available), travel, and
+    arrive; on hand plus in transit never changes. The transfer's id is the command's."""
+    if request.destination == warehouse_id:
+        raise Problem(422, "Invalid transfer", "the destination is the source")
+    async with engine.connect() as conn:
+        if await get_product(conn, request.product_id) is None:
+            raise Problem(404, "Unknown product", f"no product {request.product_id}")
+    body = ReceiveStock(request.product_id, request.quantity, request.reason, source=warehouse_id)
+    event = decided(await gateway.execute_warehouse(command_id, request.destination, body), command_id)
+    if not isinstance(event, dict):
+        return event
+    return TransferOut(transfer_id=command_id, product_id=event["sku"], source=warehouse_id,
+                       destination=request.destination, quantity=request.quantity, state="IN_TRANSIT",
+                       source_level=level_of(event))

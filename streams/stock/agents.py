@@ -27,7 +27,15 @@ from streams.partition.agent import decide_records, run_agent
 from streams.partition.owner import Decided, Owners
 from streams.orders.records import order_command_to_avro
 from streams.orders.saga import order_commands_for
-from streams.stock.records import CLOCK_KEY, Command, Event, Tick, command_from_avro, event_to_avro
+from streams.stock.records import (
+    CLOCK_KEY,
+    Command,
+    Event,
+    Tick,
+    command_from_avro,
+    command_to_avro,
+    event_to_avro,
+)
 from streams.stock.store import StockStore
 from streams.topics import (
     INVENTORY_ALERTS,
@@ -39,7 +47,7 @@ from streams.topics import (
     WAREHOUSE_COMMANDS,
 )
 from streams.warehouses.records import warehouse_command_to_avro
-from streams.warehouses.saga import space_commands_for
+from streams.warehouses.saga import arrivals_for, space_commands_for
 
 __all__ = ["owners", "process_stock_commands", "decode_command", "decide_batch"]
 
@@ -84,6 +92,8 @@ def _announce(decided: Decided, command: Command, facts: list[Event]) -> None:
     for step in space_commands_for(command, facts):
         decided.send(WAREHOUSE_COMMANDS, step.warehouse_id.encode(),
                      _warehouse_commands.encode(warehouse_command_to_avro(step)))
+    for arrival in arrivals_for(command, facts):
+        decided.send(STOCK_COMMANDS, arrival.sku.encode(), _commands.encode(command_to_avro(arrival)))
     for answer in order_commands_for(command, facts):
         decided.send(ORDER_COMMANDS, answer.order_id.encode(), _order_commands.encode(order_command_to_avro(answer)))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import reduce
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from streams.stock.allocation import STRATEGIES, plan, reservation_id_for
 from streams.stock.records import (
@@ -28,6 +28,7 @@ from streams.stock.records import (
     Allocated,
     AllocationPart,
     AllocationRejected,
+    ArriveTransfer,
     Command,
     CommandRejected,
     Commit,
@@ -52,6 +53,9 @@ from streams.stock.records import (
     SetLowStockThreshold,
     SkuState,
     StockAdjusted,
+    TransferArrived,
+    TransferredOut,
+    TransferStock,
     event_id_for,
 )
 
@@ -102,14 +106,28 @@ def _create_product(state: SkuState, command: Command, body: CreateProduct) -> l
         return _reject(state, command, RejectReason.OTHER, "name must not be empty")
     if body.parent == state.sku:
         return _reject(state, command, RejectReason.OTHER, "a product cannot be its own variant")
+    if state.sku in body.components or "" in body.components:
+        return _reject(state, command, RejectReason.OTHER, "a bundle's components are other products")
+    if any(units <= 0 for units in body.components.values()):
+        return _reject(state, command, RejectReason.INVALID_QUANTITY,
+                       "a bundle's component quantities must be positive")
     created = ProductCreated(body.name, body.description, body.category, body.parent,
-                             dict(body.attributes))
+                             dict(body.attributes), dict(body.components))
     return [_event(state, command, created, "")]
+
+
+def _holds_no_stock(state: SkuState) -> str:
+    """Why ``state``'s SKU cannot hold units ("" when it can): a bundle's are its components'."""
+    if state.product is not None and state.product.is_bundle:
+        return f"{state.sku} is a bundle: its units are held by its components"
+    return ""
 
 
 def _adjust_stock(state: SkuState, command: Command, body: AdjustStock) -> list[Event]:
     if state.product is None:
         return _reject(state, command, RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if bundle := _holds_no_stock(state):  # a receipt's space is released (streams/warehouses/saga.py)
+        return _reject(state, command, RejectReason.BUNDLE_HOLDS_NO_STOCK, bundle, body.warehouse)
     if body.quantity == 0:
         return _reject(state, command, RejectReason.INVALID_QUANTITY, "quantity must not be 0",
                        body.warehouse)
@@ -152,6 +170,8 @@ def _reserve(state: SkuState, command: Command, body: Reserve) -> list[Event]:
 
     if state.product is None:
         return rejected(RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if bundle := _holds_no_stock(state):
+        return rejected(RejectReason.BUNDLE_HOLDS_NO_STOCK, bundle)
     if body.quantity <= 0:
         return rejected(RejectReason.INVALID_QUANTITY, "quantity must be positive")
     if not body.warehouse:
@@ -211,6 +231,8 @@ def _allocate_line(state: SkuState, command: Command, body: AllocateLine) -> lis
 
     if state.product is None:
         return rejected(RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if bundle := _holds_no_stock(state):  # the API orders a bundle's components instead
+        return rejected(RejectReason.BUNDLE_HOLDS_NO_STOCK, bundle)
     if body.quantity <= 0:
         return rejected(RejectReason.INVALID_QUANTITY, "quantity must be positive")
     if body.strategy not in STRATEGIES:
@@ -238,6 +260,41 @@ def _allocate_line(state: SkuState, command: Command, body: AllocateLine) -> lis
     return events
 
 
+def _transfer_out(state: SkuState, command: Command, body: TransferStock) -> list[Event]:
+    """Units leave the source for the destination (whose space is held): in transit until
+    they arrive. The command id is the transfer's."""
+    if state.product is None:
+        return _reject(state, command, RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if bundle := _holds_no_stock(state):
+        return _reject(state, command, RejectReason.BUNDLE_HOLDS_NO_STOCK, bundle, body.source)
+    if body.quantity <= 0:
+        return _reject(state, command, RejectReason.INVALID_QUANTITY, "quantity must be positive",
+                       body.source)
+    if not body.source or body.source == body.destination:
+        return _reject(state, command, RejectReason.OTHER, "a transfer goes from one warehouse to another",
+                       body.source)
+    if command.command_id in state.in_transit:
+        return _reject(state, command, RejectReason.OTHER, f"transfer {command.command_id} is on its way",
+                       body.source)
+    before = state.level(body.source)
+    if before.available < body.quantity:
+        return _reject(state, command, RejectReason.INSUFFICIENT_STOCK,
+                       f"available {before.available} in {body.source}, asked {body.quantity}", body.source)
+    after = Level(before.on_hand - body.quantity, before.reserved)
+    fact = TransferredOut(command.command_id, body.destination, body.quantity)
+    return [_event(state, command, fact, body.source, after)]
+
+
+def _transfer_in(state: SkuState, command: Command, body: ArriveTransfer) -> list[Event]:
+    moving = state.in_transit.get(body.transfer_id)
+    if moving is None:
+        return _reject(state, command, RejectReason.OTHER, f"no transfer {body.transfer_id} on its way")
+    source, destination, quantity = moving
+    before = state.level(destination)
+    after = Level(before.on_hand + quantity, before.reserved)
+    return [_event(state, command, TransferArrived(body.transfer_id, source, quantity), destination, after)]
+
+
 _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     CreateProduct: _create_product,
     AdjustStock: _adjust_stock,
@@ -247,6 +304,8 @@ _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     Expire: _end_reservation,
     SetLowStockThreshold: _set_threshold,
     AllocateLine: _allocate_line,
+    TransferStock: _transfer_out,
+    ArriveTransfer: _transfer_in,
 }
 
 
@@ -263,7 +322,8 @@ def evolve(state: SkuState, event: Event) -> SkuState:
     if event.is_rejection or isinstance(body, Allocated):  # the plan: its Reserved events hold it
         return state
     if isinstance(body, ProductCreated):
-        product = Product(body.name, body.description, body.category, body.parent, body.attributes)
+        product = Product(body.name, body.description, body.category, body.parent, body.attributes,
+                          body.components)
         return replace(state, product=product, seq=event.seq)
     levels = {**state.levels, event.warehouse: Level(event.on_hand, event.reserved)}
     reservations = state.reservations
@@ -279,7 +339,17 @@ def evolve(state: SkuState, event: Event) -> SkuState:
     thresholds = state.thresholds
     if isinstance(body, LowStockThresholdSet):
         thresholds = {**thresholds, event.warehouse: body.threshold}
-    return replace(state, levels=levels, reservations=reservations, seq=event.seq, thresholds=thresholds)
+    return replace(state, levels=levels, reservations=reservations, seq=event.seq, thresholds=thresholds,
+                   in_transit=_in_transit(state, event))
+
+
+def _in_transit(state: SkuState, event: Event) -> Mapping[str, tuple[str, str, int]]:
+    body = event.body
+    if isinstance(body, TransferredOut):
+        return {**state.in_transit, body.transfer_id: (event.warehouse, body.destination, body.quantity)}
+    if isinstance(body, TransferArrived):
+        return {k: v for k, v in state.in_transit.items() if k != body.transfer_id}
+    return state.in_transit
 
 
 def fold(state: SkuState, events: Iterable[Event]) -> SkuState:

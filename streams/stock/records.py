@@ -28,6 +28,10 @@ __all__ = [
     "Tick",
     "SetLowStockThreshold",
     "AllocateLine",
+    "TransferStock",
+    "ArriveTransfer",
+    "TransferredOut",
+    "TransferArrived",
     "CLOCK_KEY",
     "CommandBody",
     "Command",
@@ -72,6 +76,7 @@ class RejectReason(StrEnum):
     SPACE_NOT_HELD = "SPACE_NOT_HELD"  # a receipt that did not come through its warehouse's ledger
     INVALID_QUANTITY = "INVALID_QUANTITY"
     OTHER = "OTHER"
+    BUNDLE_HOLDS_NO_STOCK = "BUNDLE_HOLDS_NO_STOCK"  # a bundle's units are its components'
 
 
 # ------------------------------------------------------------------------------------ state
@@ -92,6 +97,11 @@ class Product:
     category: str = ""
     parent: str = ""  # a variant's product
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    components: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # a bundle's: SKU -> units
+
+    @property
+    def is_bundle(self) -> bool:
+        return bool(self.components)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +128,8 @@ class SkuState:
     reservations: Mapping[str, Reservation] = field(default_factory=lambda: _EMPTY)
     seq: int = 0
     thresholds: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # low stock, per warehouse
+    # Transfers on their way: transfer id -> (source, destination, quantity).
+    in_transit: Mapping[str, tuple[str, str, int]] = field(default_factory=lambda: _EMPTY)
 
     def level(self, warehouse: str) -> Level:
         return self.levels.get(warehouse, Level())
@@ -134,6 +146,8 @@ class CreateProduct:
     category: str = ""
     parent: str = ""  # a variant: its own SKU, a product it belongs to, and its attributes
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    # A bundle: units of each component SKU per bundle; it holds no stock of its own.
+    components: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +212,26 @@ class AllocateLine:
 # A tick is a command on this pseudo-SKU (its record key), sent to an explicit partition.
 CLOCK_KEY = "__clock__"
 
+@dataclass(frozen=True, slots=True)
+class TransferStock:
+    """Move units out of ``source`` towards ``destination``, whose space is held already (sent
+    by the destination's capacity ledger; the command id is the transfer's id)."""
+
+    source: str
+    destination: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArriveTransfer:
+    """The units of a transfer in transit arrive at its destination (sent by the SKU's owner
+    itself, id ``arrive:<transfer>``, once they left the source)."""
+
+    transfer_id: str
+
+
 CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit, Expire, Tick,
-                    SetLowStockThreshold, AllocateLine]
+                    SetLowStockThreshold, AllocateLine, TransferStock, ArriveTransfer]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +251,7 @@ class ProductCreated:
     category: str = ""
     parent: str = ""
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    components: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # a bundle's
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,9 +349,28 @@ class AllocationRejected:
     levels_seen: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
 
+@dataclass(frozen=True, slots=True)
+class TransferredOut:
+    """Units left the source (the event's warehouse): in transit from now on."""
+
+    transfer_id: str
+    destination: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferArrived:
+    """A transfer's units arrived at its destination (the event's warehouse)."""
+
+    transfer_id: str
+    source: str
+    quantity: int
+
+
 EventBody = Union[
     ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
-    CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected,
+    CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected, TransferredOut,
+    TransferArrived,
 ]
 
 
@@ -361,12 +413,14 @@ _COMMAND_NS = "inventory.commands."
 _EVENT_NS = "inventory.events."
 # Expire is not among them: only the worker decides it, from a Tick.
 _COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit, Tick,
-                                                   SetLowStockThreshold, AllocateLine)}
+                                                   SetLowStockThreshold, AllocateLine, TransferStock,
+                                                   ArriveTransfer)}
 _EVENT_BODIES = {
     cls.__name__: cls
     for cls in (
         ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
-        CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected,
+        CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected, TransferredOut,
+        TransferArrived,
     )
 }
 

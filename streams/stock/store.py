@@ -119,20 +119,25 @@ def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
     return {
         "sku": state.sku,
         "product": None if product is None else [product.name, product.description, product.category,
-                                                  product.parent, dict(product.attributes)],
+                                                  product.parent, dict(product.attributes),
+                                                  dict(product.components)],
         "levels": {wh: [lv.on_hand, lv.reserved] for wh, lv in state.levels.items()},
         "seq": state.seq,
         "n": recorded,
         "t": dict(state.thresholds),
+        "tr": {tid: list(moving) for tid, moving in state.in_transit.items()},
     }
 
 
 def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
     if data is None:
         return SkuState(sku), 0
+    # A product is [name, description, category, parent, attributes, components]; a state written
+    # before bundles has no components (an ordinary product).
     product = None if data["product"] is None else Product(*data["product"])
     levels = {wh: Level(on_hand, reserved) for wh, (on_hand, reserved) in data["levels"].items()}
-    return SkuState(sku, product, levels, {}, data["seq"], data.get("t", {})), data["n"]
+    in_transit = {tid: tuple(moving) for tid, moving in data.get("tr", {}).items()}
+    return SkuState(sku, product, levels, {}, data["seq"], data.get("t", {}), in_transit), data["n"]
 
 
 def _dump_reservation(r: Reservation) -> dict[str, Any]:

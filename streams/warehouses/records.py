@@ -72,11 +72,13 @@ class CreateWarehouse:
 
 @dataclass(frozen=True, slots=True)
 class ReceiveStock:
-    """Units of ``sku`` arriving; the command id is the hold's id and the receipt's."""
+    """Units of ``sku`` arriving (from outside, or transferred from ``source``); the command id
+    is the hold's id and the receipt's (or the transfer's)."""
 
     sku: str
     quantity: int
     reason: str
+    source: str = ""  # a transfer's source warehouse; "" for units from outside
 
 
 @dataclass(frozen=True, slots=True)

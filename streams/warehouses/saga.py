@@ -11,12 +11,28 @@ command store ignores them:
 - stock decision of that receipt -> ledger ``ConfirmSpace`` (accepted) or ``ReleaseSpace``
   (refused), id ``settle:<hold>``;
 - stock ``StockAdjusted(q < 0)`` or ``Committed`` -> ledger ``FreeSpace``, id ``free:<event id>``.
+
+A transfer is the same chain with one more step: the destination's ledger holds space first
+(``ReceiveStock`` with a ``source``), then sends the SKU's owner ``TransferStock`` (id: the
+transfer's); its ``TransferredOut`` frees space at the source and sends the owner itself
+``ArriveTransfer`` (id ``arrive:<transfer>``), whose ``TransferArrived`` confirms the space at
+the destination; a refused move out releases it. On hand plus in transit never changes.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
-from streams.stock.records import AdjustStock, Command, Committed, Event, StockAdjusted
+from streams.stock.records import (
+    AdjustStock,
+    ArriveTransfer,
+    Command,
+    Committed,
+    Event,
+    StockAdjusted,
+    TransferArrived,
+    TransferredOut,
+    TransferStock,
+)
 from streams.warehouses.records import (
     ConfirmSpace,
     EventKind,
@@ -26,34 +42,59 @@ from streams.warehouses.records import (
     WarehouseEvent,
 )
 
-__all__ = ["receipts_for", "space_commands_for", "STOCK_SENDER"]
+__all__ = ["receipts_for", "arrivals_for", "space_commands_for", "STOCK_SENDER"]
 
 STOCK_SENDER = "stock-agent"
 
 
 def receipts_for(command: WarehouseCommand, events: Iterable[WarehouseEvent]) -> list[Command]:
-    """The stock commands a ledger decision sends: the receipt of units whose space is held."""
+    """The stock commands a ledger decision sends: the receipt of units whose space is held, or
+    for a transfer, the move out of its source."""
+    source = getattr(command.body, "source", "")
     return [Command(command.command_id, event.sku, command.issued_at,
+                    TransferStock(source, event.warehouse_id, event.quantity) if source else
                     AdjustStock(event.warehouse_id, event.quantity, event.receipt_reason, event.hold_id),
                     command.sender)
             for event in events if event.kind is EventKind.SPACE_HELD]
 
 
+def arrivals_for(command: Command, events: Iterable[Event]) -> list[Command]:
+    """The stock commands a stock decision sends itself: units that left for another warehouse
+    arrive there, id ``arrive:<transfer>``."""
+    return [Command(f"arrive:{event.body.transfer_id}", event.sku, command.issued_at,
+                    ArriveTransfer(event.body.transfer_id), STOCK_SENDER)
+            for event in events if isinstance(event.body, TransferredOut)]
+
+
 def space_commands_for(command: Command, events: Iterable[Event]) -> list[WarehouseCommand]:
     """The ledger commands a stock decision sends: settle a receipt's hold, free what left."""
     out: list[WarehouseCommand] = []
-    body = command.body
     for event in events:
-        if isinstance(body, AdjustStock) and body.hold_id and body.quantity > 0:  # a receipt
-            settle = ConfirmSpace(body.hold_id) if _received(body, event) else ReleaseSpace(body.hold_id)
-            out.append(WarehouseCommand(f"settle:{body.hold_id}", body.warehouse, command.issued_at,
-                                        settle, STOCK_SENDER))
+        settle = _settlement(command, event)
+        if settle is not None:
+            out.append(settle)
             continue
         left = -event.on_hand_delta
-        if isinstance(event.body, (StockAdjusted, Committed)) and left > 0:
+        if isinstance(event.body, (StockAdjusted, Committed, TransferredOut)) and left > 0:
             out.append(WarehouseCommand(f"free:{event.event_id}", event.warehouse, command.issued_at,
                                         FreeSpace(event.sku, left), STOCK_SENDER))
     return out
+
+
+def _settlement(command: Command, event: Event) -> WarehouseCommand | None:
+    """The hold ``event`` settles at the destination, if any: a receipt's (taken in or refused),
+    a transfer's refused move out, or a transfer's arrival; id ``settle:<hold>``."""
+    body = command.body
+    if isinstance(body, AdjustStock) and body.hold_id and body.quantity > 0:
+        hold, where = body.hold_id, body.warehouse
+        settle = ConfirmSpace(hold) if _received(body, event) else ReleaseSpace(hold)
+    elif isinstance(body, TransferStock) and not isinstance(event.body, TransferredOut):
+        hold, where, settle = command.command_id, body.destination, ReleaseSpace(command.command_id)
+    elif isinstance(body, ArriveTransfer) and isinstance(event.body, TransferArrived):
+        hold, where, settle = body.transfer_id, event.warehouse, ConfirmSpace(body.transfer_id)
+    else:
+        return None
+    return WarehouseCommand(f"settle:{hold}", where, command.issued_at, settle, STOCK_SENDER)
 
 
 def _received(receipt: AdjustStock, event: Event) -> bool:

@@ -106,4 +106,5 @@ def test_the_history_records_every_command_body_as_json():
 
     body = body_to_json(CreateProduct("shirt", parent="p", attributes={"size": "L"}))
     assert json.loads(json.dumps(body)) == {"type": "CreateProduct", "name": "shirt", "description": "",
-                                            "category": "", "parent": "p", "attributes": {"size": "L"}}
+                                            "category": "", "parent": "p", "attributes": {"size": "L"},
+                                            "components": {}}

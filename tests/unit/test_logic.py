@@ -145,6 +145,58 @@ def test_a_variant_is_a_product_of_its_own_with_a_parent_and_attributes():
     assert isinstance(own.body, CommandRejected)
 
 
+# ------------------------------------------------------------------------------- bundles
+def bundle() -> SkuState:
+    state, _ = run(SkuState(SKU), cmd("b", CreateProduct("Gift set", components={"A": 1, "B": 2})))
+    return state
+
+
+def test_a_bundle_is_a_product_with_components():
+    state, [created] = run(SkuState(SKU), cmd("b", CreateProduct("Gift set", components={"A": 1, "B": 2})))
+    assert dict(created.body.components) == {"A": 1, "B": 2} and created.seq == 1
+    assert state.product.components == {"A": 1, "B": 2} and state.product.is_bundle
+    assert not stocked(1).product.is_bundle, "an ordinary product has no components"
+
+
+def test_a_bundle_with_a_quantity_below_one_or_listing_itself_is_refused():
+    for components, reason in (({"A": 1, "B": 0}, RejectReason.INVALID_QUANTITY),
+                               ({"A": -2}, RejectReason.INVALID_QUANTITY),
+                               ({"A": 1, SKU: 1}, RejectReason.OTHER),
+                               ({"": 1}, RejectReason.OTHER)):
+        state, [refused] = run(SkuState(SKU), cmd("b", CreateProduct("Gift set", components=components)))
+        assert isinstance(refused.body, CommandRejected) and refused.body.reason is reason, components
+        assert state == SkuState(SKU), "nothing is created"
+
+
+def test_a_bundle_holds_no_stock_receipts_removals_reservations_and_allocations_are_refused():
+    state = bundle()
+    after, events = run(state, cmd("in", AdjustStock("north", 3, "received", hold_id="in")),
+                        cmd("out", AdjustStock("north", -1, "damaged")),
+                        cmd("r", Reserve("res", "o", "north", 1)),
+                        cmd("a", AllocateLine("o", 0, 1)))
+    assert [type(e.body) for e in events] == [CommandRejected, CommandRejected, ReservationRejected,
+                                              AllocationRejected]
+    assert {e.body.reason for e in events} == {RejectReason.BUNDLE_HOLDS_NO_STOCK}
+    assert after == state and all(e.on_hand_delta == e.reserved_delta == 0 for e in events)
+
+
+def test_a_bundles_components_survive_the_stores_round_trip():
+    from streams.stock.store import StockStore, _dump_sku, _load_sku
+
+    table: dict = {}
+    store = StockStore(table)
+    store.handle(cmd("b", CreateProduct("Gift set", components={"A": 1, "B": 2})))
+    assert store.sku(SKU).product.components == {"A": 1, "B": 2}
+    [refused] = store.handle(cmd("r", Reserve("res", "o", "north", 1)))
+    assert refused.body.reason is RejectReason.BUNDLE_HOLDS_NO_STOCK, "decided on the loaded state"
+    assert _load_sku(SKU, _dump_sku(bundle(), 1))[0] == bundle()
+    # A state written before bundles has a 5-element product: an ordinary product.
+    old = {**_dump_sku(stocked(4), 2)}
+    old["product"] = old["product"][:5]
+    loaded, recorded = _load_sku(SKU, old)
+    assert (loaded, recorded) == (stocked(4), 2) and not loaded.product.is_bundle
+
+
 # -------------------------------------------------------------------------------- expiry
 def test_a_reservation_with_a_ttl_is_due_at_issued_at_plus_ttl():
     state, [event] = run(stocked(5), cmd("r", Reserve("res", "o", "north", 2, ttl_ms=1_000), 10_000))

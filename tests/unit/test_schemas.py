@@ -14,8 +14,9 @@ from schemas import (
 )
 from streams.stock.records import (
     AdjustStock, AllocateLine, Allocated, AllocationPart, AllocationRejected, Command, CommandRejected,
-    CreateProduct, Event, Expired, LowStockThresholdSet, RejectReason, Reserve, Reserved, SetLowStockThreshold,
-    Tick,
+    CreateProduct, Event, Expired, LowStockThresholdSet, ProductCreated, RejectReason, Reserve, Reserved,
+    SetLowStockThreshold,
+    Tick, TransferStock, ArriveTransfer, TransferredOut, TransferArrived,
     command_from_avro, command_to_avro, event_from_avro, event_to_avro,
 )
 from streams.warehouses.records import (
@@ -38,7 +39,8 @@ def test_every_schema_file_parses_and_is_named_after_its_type():
                                   SetLowStockThreshold("w", 4), Tick(),
                                   CreateProduct("Shirt, L", parent="SHIRT", attributes={"size": "L"}),
                                   AllocateLine("o-1", 2, 7), AllocateLine("o-1", 0, 3, "north", "most_stock",
-                                                                          ("south", "north"), 900_000)])
+                                                                          ("south", "north"), 900_000),
+                                  TransferStock("north", "south", 4), ArriveTransfer("t-1")])
 def test_command_round_trip(body):
     command = Command("cmd-1", "SKU-1", 1700000000000, body, sender="erp")
     codec = command_codec()
@@ -54,7 +56,8 @@ def test_command_round_trip(body):
                                              AllocationPart("south", 2, "o:1:south"))),
                                   Allocated("o", 1, 5, "most_stock"),
                                   AllocationRejected("o", 2, 9, RejectReason.INSUFFICIENT_STOCK, "7 available",
-                                                     "most_stock", {"north": 3, "south": 4})])
+                                                     "most_stock", {"north": 3, "south": 4}),
+                                  TransferredOut("t-1", "south", 4), TransferArrived("t-1", "north", 4)])
 def test_event_round_trip(body):
     event = Event("e", "c", "SKU-1", 3, 1700000000000, "w", 5, 2, body, 0, 2, "api", 4, True)
     codec = event_codec()
@@ -131,16 +134,23 @@ def test_body_unions_only_grow_at_the_end(name):
         assert current[:len(older)] == older
 
 
-def test_an_allocation_is_not_readable_by_a_released_reader_but_the_rest_still_is():
-    """The new body types are the only records an older reader cannot take (not yet deployed
-    consumers must be upgraded before the order agent sends AllocateLine)."""
+_NEWEST_BODIES = {"inventory.commands.TransferStock": TransferStock("north", "south", 2),
+                  "inventory.commands.ArriveTransfer": ArriveTransfer("t-1")}
+
+
+def test_a_body_newer_than_a_released_reader_is_refused_by_it_but_the_rest_is_still_read():
+    """New body types are the only records an older reader cannot take (consumers are upgraded
+    before anyone sends them)."""
     newest_released = max(released_writers(COMMAND_SCHEMA), key=lambda s: len(_union_members(s)))
+    added = _union_members(load(COMMAND_SCHEMA))[len(_union_members(newest_released)):]
+    if not added:
+        pytest.skip("no body type added since the last release")
     old_reader = AvroCodec(parse_schema(newest_released, _write_hint=False), (load(COMMAND_SCHEMA),))
     reserve = command_to_avro(Command("c", "SKU-1", 1, Reserve("r", "o", "w", 2)))
     assert command_from_avro(old_reader.decode(command_codec().encode(reserve))) == command_from_avro(reserve)
-    allocate = command_to_avro(Command("c", "SKU-1", 1, AllocateLine("o", 0, 1)))
+    newer = command_to_avro(Command("c", "SKU-1", 1, _NEWEST_BODIES[added[0]]))
     with pytest.raises(SchemaError):
-        old_reader.decode(command_codec().encode(allocate))
+        old_reader.decode(command_codec().encode(newer))
 
 
 @pytest.mark.parametrize("body", [CreateWarehouse("North", "Leeds", 500), ReceiveStock("SKU-1", 4, "delivery"),
@@ -167,3 +177,52 @@ def test_a_low_stock_alert_round_trips():
     alert = {"event_id": "e", "sku": "SKU-1", "warehouse": "w", "available": 3, "threshold": 5,
              "occurred_at": 1700000000000}
     assert alert_codec().decode(alert_codec().encode(alert)) == alert
+
+
+# ------------------------------------------------------------------------------- bundles
+def test_a_bundle_round_trips_with_its_components():
+    command = Command("c", "SET-1", 1, CreateProduct("Gift set", components={"A": 1, "B": 2}), "api")
+    assert command_from_avro(command_codec().decode(command_codec().encode(command_to_avro(command)))) == command
+    for body in (ProductCreated("Gift set", components={"A": 1, "B": 2}),
+                 CommandRejected("Reserve", RejectReason.BUNDLE_HOLDS_NO_STOCK, "a bundle")):
+        event = Event("e", "c", "SET-1", 1, 1, "", 0, 0, body)
+        assert event_from_avro(event_codec().decode(event_codec().encode(event_to_avro(event)))) == event
+
+
+def test_products_written_before_bundles_decode_with_no_components():
+    command = Command("c", "SKU-1", 1, CreateProduct("Shirt"))
+    event = Event("e", "c", "SKU-1", 1, 1, "", 0, 0, ProductCreated("Shirt"))
+    for name, record, to_avro, from_avro in ((COMMAND_SCHEMA, command, command_to_avro, command_from_avro),
+                                             (EVENT_SCHEMA, event, event_to_avro, event_from_avro)):
+        current = AvroCodec(load(name), released_writers(name))
+        for writer_schema in released_writers(name):
+            data = AvroCodec(parse_schema(writer_schema, _write_hint=False)).encode(to_avro(record))
+            decoded = from_avro(current.decode(data))
+            assert decoded == record and decoded.body.components == {}
+
+
+def _before_bundles(schema):
+    """The event schema as a consumer deployed before bundles has it (its own .avsc, with the
+    enum's default, which a released canonical form drops): no components, no new reason."""
+    if isinstance(schema, list):
+        return [_before_bundles(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _before_bundles(v) for k, v in schema.items()}
+    if out.get("type") == "enum" and out.get("name", "").endswith("RejectReason"):
+        out["symbols"] = [s for s in out["symbols"] if s != "BUNDLE_HOLDS_NO_STOCK"]
+    if out.get("type") == "record":
+        out["fields"] = [f for f in out["fields"] if f["name"] != "components"]
+    return out
+
+
+def test_a_consumer_deployed_before_bundles_reads_a_bundle_as_a_product_and_its_refusal_as_other():
+    old_reader = AvroCodec(parse_schema(_before_bundles(copy.deepcopy(load(EVENT_SCHEMA))), _write_hint=False),
+                           (load(EVENT_SCHEMA),))
+    created = Event("e", "c", "SET-1", 1, 1, "", 0, 0, ProductCreated("Gift set", components={"A": 1}))
+    assert event_from_avro(old_reader.decode(event_codec().encode(event_to_avro(created)))).body == \
+        ProductCreated("Gift set")
+    refused = Event("e", "c", "SET-1", 1, 1, "", 0, 0,
+                    CommandRejected("Reserve", RejectReason.BUNDLE_HOLDS_NO_STOCK, "a bundle"))
+    decoded = old_reader.decode(event_codec().encode(event_to_avro(refused)))
+    assert decoded["body"][1]["reason"] == "OTHER"
