@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from api.events import EventHub
 from api.gateway import CommandGateway
 from api.problems import install_problem_handlers
-from api.routes import health, inventory, orders, products, reservations, warehouses, ws
+from api.routes import backorders, health, inventory, orders, products, reservations, warehouses, ws
 from common.logs import configure_logging
 from common.settings import Settings, get_settings
 from storage.db import asyncpg_dsn, create_engine
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (products, inventory, reservations, orders, warehouses, ws, health):
+    for module in (products, inventory, reservations, orders, backorders, warehouses, ws, health):
         app.include_router(module.router)
     return app
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
            "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut", "WarehouseIn",
            "WarehouseOut", "OrderIn", "OrderOut", "TransferIn", "TransferOut",
-           "BundleIn", "BundleOut", "BundleAvailabilityOut"]
+           "BundleIn", "BundleOut", "BundleAvailabilityOut", "BackorderIn"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -303,3 +303,14 @@ class TransferOut(BaseModel):
     quantity: int
     state: str = Field(examples=["IN_TRANSIT"], description="IN_TRANSIT: left the source; it arrives next")
     source_level: LevelOut
+
+
+class BackorderIn(_Strict):
+    """One product, ordered to wait for stock when there is not enough now."""
+
+    backorder_id: str | None = Field(None, pattern=_ID, examples=["bo-2231"],
+                                     description="its order's id; chosen by the server when absent")
+    customer: str = Field(min_length=1, max_length=200, examples=["customer-42"])
+    product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
+    quantity: int = Field(gt=0, le=1_000_000, examples=[3])
+    preferred_warehouse: str | None = Field(None, pattern=_ID, examples=["leeds-1"])

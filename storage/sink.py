@@ -35,7 +35,6 @@ from storage.models import (
     warehouses,
 )
 from streams.stock.records import (
-    Allocated,
     Committed,
     Event,
     Expired,
@@ -233,8 +232,9 @@ def _level_rows(events: list[Event]) -> list[dict[str, Any]]:
     return _latest((
         {"sku": e.sku, "warehouse": e.warehouse, "on_hand": e.on_hand, "reserved": e.reserved,
          "version": e.seq, "updated_at": _ts(e.occurred_at), "low_stock_threshold": e.low_stock_threshold}
-        # An order line's plan (Allocated) moves no level: its Reserved events do.
-        for e in events if not e.is_rejection and not isinstance(e.body, (ProductCreated, Allocated))
+        # Facts of no warehouse move no level: a product's creation, an order line's plan
+        # (Allocated: its Reserved events hold it), a backorder queued or withdrawn.
+        for e in events if not e.is_rejection and e.warehouse
     ), ("sku", "warehouse"))
 
 

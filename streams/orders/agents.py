@@ -3,8 +3,8 @@
 The same glue as the other areas' agents (``streams/partition/agent.py``) around ``OrderStore``:
 a batch of ``order-commands`` records is decided per partition in log order, and each
 partition's changelog records, order events, dead letters and the stock commands the saga sends
-(a line's allocation, releases, commits: ``saga.py``) are committed in one transaction of its
-fenced producer.
+(a line's allocation, releases, commits, withdrawals of queued lines: ``saga.py``) are committed
+in one transaction of its fenced producer.
 """
 from __future__ import annotations
 

@@ -4,18 +4,26 @@ An order's lines live on different SKUs, so on different partitions: no stock ag
 a whole order. The order's own single writer (partitioned by order id) runs the saga instead:
 
 - ``PlaceOrder`` records the order (every line PENDING); the saga sends each line's
-  ``AllocateLine`` to its SKU's owner, which answers ``LineAllocated`` or ``LineRejected``;
-- once every line is allocated the order is RESERVED; ``FulfilOrder`` then commits every part;
-- one rejected line rejects a PENDING order, and ``CancelOrder`` cancels a PENDING or RESERVED
-  one: either way every ALLOCATED line is RELEASED in the same event (compensation), and a line
-  whose allocation arrives later is released at once (``PartsReleased``).
+  ``AllocateLine`` to its SKU's owner, which answers ``LineAllocated`` or ``LineRejected``, or,
+  if the order allows backorders and the SKU cannot serve it now, ``LineBackordered`` (the line
+  waits in the SKU's queue, and its ``LineAllocated`` comes when stock arrives);
+- once no line waits for an answer the order is RESERVED (every line allocated) or BACKORDERED
+  (some wait in a queue: it is RESERVED when the last of them is allocated); ``FulfilOrder``
+  commits every part of a RESERVED order;
+- one rejected line rejects a PENDING order, and ``CancelOrder`` cancels a PENDING, BACKORDERED
+  or RESERVED one: either way every ALLOCATED line is RELEASED and every BACKORDERED line
+  WITHDRAWN (its queue entry cancelled) in the same event (compensation); a line whose
+  allocation arrives later is released at once (``PartsReleased``), also one withdrawn that its
+  SKU served before the withdrawal arrived, and a line backordered later is withdrawn at once
+  (``BackorderWithdrawn``).
 
-So once every line has answered, no line of a REJECTED or CANCELLED order holds stock. Every
-event says which lines it ``released`` or ``committed`` (they were ALLOCATED before it), so the
-saga's stock commands follow from the events alone. One command may cause several events (a
-line's allocation, then the order's reservation); each advances ``seq`` and has the id of its
-(command id, index). A refusal changes nothing and keeps ``seq``. The store remembers command
-ids (``store.py``), so a redelivery changes nothing twice.
+So once every line has answered, no line of a REJECTED or CANCELLED order holds stock or waits
+in a queue. Every event says which lines it ``released`` or ``committed`` (they were ALLOCATED
+before it) and ``withdrawn`` (they were BACKORDERED before it), so the saga's stock commands
+follow from the events alone. One command may cause several events (a line's allocation, then
+the order's reservation); each advances ``seq`` and has the id of its (command id, index). A
+refusal changes nothing and keeps ``seq``. The store remembers command ids (``store.py``), so a
+redelivery changes nothing twice.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ from streams.orders.records import (
     CancelOrder,
     FulfilOrder,
     LineAllocated,
+    LineBackordered,
     LineOutcome,
     LineRejected,
     LineState,
@@ -43,8 +52,11 @@ from streams.orders.records import (
 
 __all__ = ["decide", "evolve", "fold"]
 
-_OPEN = (OrderStatus.PENDING, OrderStatus.RESERVED)  # what may still be cancelled
-_ENDED = (OrderStatus.REJECTED, OrderStatus.CANCELLED)  # what releases a late allocation
+_OPEN = (OrderStatus.PENDING, OrderStatus.BACKORDERED, OrderStatus.RESERVED)  # what may still be cancelled
+_WAITING = (OrderStatus.PENDING, OrderStatus.BACKORDERED)  # what its lines' answers move on
+_ENDED = (OrderStatus.REJECTED, OrderStatus.CANCELLED)  # what compensates a late answer
+_LATE = {LineState.ALLOCATED: OrderEventKind.PARTS_RELEASED,  # a late answer's compensation
+         LineState.BACKORDERED: OrderEventKind.BACKORDER_WITHDRAWN}
 
 
 def _snapshot(after: OrderState, command: OrderCommand, index: int, kind: OrderEventKind,
@@ -56,11 +68,12 @@ def _snapshot(after: OrderState, command: OrderCommand, index: int, kind: OrderE
 
 
 def _change(state: OrderState, command: OrderCommand, index: int, kind: OrderEventKind,
-            released: tuple[int, ...] = (), committed: tuple[int, ...] = (), detail: str = "",
-            **changes: Any) -> OrderEvent:
+            released: tuple[int, ...] = (), committed: tuple[int, ...] = (), withdrawn: tuple[int, ...] = (),
+            detail: str = "", **changes: Any) -> OrderEvent:
     """The ``index``-th event of ``command``: ``state`` with ``changes``, one ``seq`` later."""
     after = replace(state, seq=state.seq + 1, **changes)
-    return _snapshot(after, command, index, kind, released=released, committed=committed, detail=detail)
+    return _snapshot(after, command, index, kind, released=released, committed=committed, withdrawn=withdrawn,
+                     detail=detail)
 
 
 def _refuse(state: OrderState, command: OrderCommand, reason: OrderRefusal, detail: str) -> list[OrderEvent]:
@@ -71,10 +84,36 @@ def _with_line(lines: tuple[LineOutcome, ...], number: int, **changes: Any) -> t
     return tuple(replace(o, **changes) if o.line == number else o for o in lines)
 
 
-def _settle(lines: tuple[LineOutcome, ...], to: LineState) -> tuple[tuple[LineOutcome, ...], tuple[int, ...]]:
-    """Every ALLOCATED line moved ``to`` RELEASED or COMMITTED, and the numbers of those lines."""
-    moved = tuple(o.line for o in lines if o.state is LineState.ALLOCATED)
+def _settle(lines: tuple[LineOutcome, ...], to: LineState, held: LineState = LineState.ALLOCATED,
+            ) -> tuple[tuple[LineOutcome, ...], tuple[int, ...]]:
+    """Every ``held`` line (ALLOCATED: moved ``to`` RELEASED or COMMITTED; BACKORDERED: moved
+    ``to`` WITHDRAWN), and the numbers of those lines."""
+    moved = tuple(o.line for o in lines if o.state is held)
     return tuple(replace(o, state=to) if o.line in moved else o for o in lines), moved
+
+
+def _compensate(state: OrderState, command: OrderCommand, index: int, kind: OrderEventKind,
+                **changes: Any) -> OrderEvent:
+    """``kind`` with every ALLOCATED line RELEASED and every BACKORDERED line WITHDRAWN: an order
+    that ended may neither hold stock nor wait in a SKU's queue (its units would go to it)."""
+    lines, released = _settle(state.lines, LineState.RELEASED)
+    lines, withdrawn = _settle(lines, LineState.WITHDRAWN, held=LineState.BACKORDERED)
+    return _change(state, command, index, kind, lines=lines, released=released, withdrawn=withdrawn, **changes)
+
+
+def _moved_on(after: OrderState, command: OrderCommand, line: int) -> list[OrderEvent]:
+    """What a line's answer leads to, as the command's second event: in an order that ended, the
+    line compensated at once; else the order RESERVED or BACKORDERED once no line waits for an
+    answer (REJECTED needs no waiting: a rejected line rejects the order as it arrives)."""
+    if after.status in _ENDED:
+        return [_compensate(after, command, 1, _LATE[after.line(line).state])]
+    if after.status not in _WAITING or any(o.state is LineState.PENDING for o in after.lines):
+        return []
+    if any(o.state is LineState.BACKORDERED for o in after.lines):
+        if after.status is OrderStatus.BACKORDERED:
+            return []
+        return [_change(after, command, 1, OrderEventKind.ORDER_BACKORDERED, status=OrderStatus.BACKORDERED)]
+    return [_change(after, command, 1, OrderEventKind.ORDER_RESERVED, status=OrderStatus.RESERVED)]
 
 
 def _invalid(body: PlaceOrder) -> str:
@@ -106,52 +145,58 @@ def _place(state: OrderState, command: OrderCommand, body: PlaceOrder) -> list[O
                     priority=body.priority, lines=lines)]
 
 
-def _pending_line(state: OrderState, command: OrderCommand, number: int) -> list[OrderEvent]:
-    """A refusal if line ``number`` is not waiting for its answer (with the command store's
+def _awaited(state: OrderState, command: OrderCommand, number: int,
+             waiting: tuple[LineState, ...] = (LineState.PENDING,)) -> list[OrderEvent]:
+    """A refusal if line ``number`` is not ``waiting`` for this answer (with the command store's
     dedup this does not happen: a harmless answer to an unknown line or a second answer)."""
     line = state.line(number)
     if line is None:
         return _refuse(state, command, OrderRefusal.OTHER, f"order {state.order_id} has no line {number}")
-    if line.state is not LineState.PENDING:
-        return _refuse(state, command, OrderRefusal.OTHER, f"line {number} is {line.state}, not PENDING")
+    if line.state not in waiting:
+        return _refuse(state, command, OrderRefusal.OTHER,
+                       f"line {number} is {line.state}, not {' or '.join(waiting)}")
     return []
 
 
+# A queued line is allocated when its SKU serves it; a withdrawn one too, when the SKU served it
+# before the withdrawal arrived (its parts are released at once: the order ended).
+_ALLOCATABLE = (LineState.PENDING, LineState.BACKORDERED, LineState.WITHDRAWN)
+
+
 def _allocated(state: OrderState, command: OrderCommand, body: LineAllocated) -> list[OrderEvent]:
-    if refused := _pending_line(state, command, body.line):
+    if refused := _awaited(state, command, body.line, _ALLOCATABLE):
         return refused
     lines = _with_line(state.lines, body.line, state=LineState.ALLOCATED, parts=body.parts)
     first = _change(state, command, 0, OrderEventKind.LINE_ALLOCATED, lines=lines)
-    after = evolve(state, first)
-    if state.status is OrderStatus.PENDING and all(o.state is LineState.ALLOCATED for o in lines):
-        return [first, _change(after, command, 1, OrderEventKind.ORDER_RESERVED, status=OrderStatus.RESERVED)]
-    if state.status in _ENDED:  # too late: nothing may stay held for an order that ended
-        lines, released = _settle(after.lines, LineState.RELEASED)
-        return [first, _change(after, command, 1, OrderEventKind.PARTS_RELEASED, lines=lines,
-                               released=released)]
-    return [first]
+    return [first, *_moved_on(evolve(state, first), command, body.line)]
+
+
+def _backordered(state: OrderState, command: OrderCommand, body: LineBackordered) -> list[OrderEvent]:
+    if refused := _awaited(state, command, body.line):
+        return refused
+    lines = _with_line(state.lines, body.line, state=LineState.BACKORDERED)
+    first = _change(state, command, 0, OrderEventKind.LINE_BACKORDERED, lines=lines,
+                    detail=f"line {body.line}: position {body.position} in its SKU's backorder queue")
+    return [first, *_moved_on(evolve(state, first), command, body.line)]
 
 
 def _rejected(state: OrderState, command: OrderCommand, body: LineRejected) -> list[OrderEvent]:
-    if refused := _pending_line(state, command, body.line):
+    if refused := _awaited(state, command, body.line):
         return refused
     detail = f"line {body.line}: {body.reason}" + (f": {body.detail}" if body.detail else "")
     lines = _with_line(state.lines, body.line, state=LineState.REJECTED)
     first = _change(state, command, 0, OrderEventKind.LINE_REJECTED, lines=lines, detail=detail)
     if state.status is not OrderStatus.PENDING:  # rejected or cancelled already: nothing held
         return [first]
-    after = evolve(state, first)
-    lines, released = _settle(after.lines, LineState.RELEASED)  # compensation
-    return [first, _change(after, command, 1, OrderEventKind.ORDER_REJECTED, status=OrderStatus.REJECTED,
-                           lines=lines, released=released, detail=detail)]
+    return [first, _compensate(evolve(state, first), command, 1, OrderEventKind.ORDER_REJECTED,
+                               status=OrderStatus.REJECTED, detail=detail)]
 
 
 def _cancel(state: OrderState, command: OrderCommand, body: CancelOrder) -> list[OrderEvent]:
     if state.status not in _OPEN:
         return _refuse(state, command, OrderRefusal.NOT_CANCELLABLE, f"order {state.order_id} is {state.status}")
-    lines, released = _settle(state.lines, LineState.RELEASED)
-    return [_change(state, command, 0, OrderEventKind.ORDER_CANCELLED, status=OrderStatus.CANCELLED,
-                    lines=lines, released=released, detail=body.reason)]
+    return [_compensate(state, command, 0, OrderEventKind.ORDER_CANCELLED, status=OrderStatus.CANCELLED,
+                        detail=body.reason)]
 
 
 def _fulfil(state: OrderState, command: OrderCommand, body: FulfilOrder) -> list[OrderEvent]:
@@ -164,7 +209,7 @@ def _fulfil(state: OrderState, command: OrderCommand, body: FulfilOrder) -> list
 
 _DECIDERS: dict[type, Callable[[OrderState, OrderCommand, Any], list[OrderEvent]]] = {
     PlaceOrder: _place, LineAllocated: _allocated, LineRejected: _rejected, CancelOrder: _cancel,
-    FulfilOrder: _fulfil,
+    FulfilOrder: _fulfil, LineBackordered: _backordered,
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Union
 __all__ = [
     "OrderStatus", "LineState", "OrderEventKind", "OrderRefusal", "OrderLine", "Part",
     "LineOutcome", "OrderState", "PlaceOrder", "CancelOrder", "FulfilOrder", "LineAllocated",
-    "LineRejected", "OrderCommandBody", "OrderCommand", "OrderEvent", "MAX_LINES",
+    "LineRejected", "LineBackordered", "OrderCommandBody", "OrderCommand", "OrderEvent", "MAX_LINES",
     "order_event_id", "order_command_to_avro", "order_command_from_avro", "order_event_to_avro",
     "order_event_from_avro", "lines_to_avro", "lines_from_avro",
 ]
@@ -29,7 +29,7 @@ class OrderStatus(StrEnum):
     PENDING = "PENDING"  # placed: its lines are being allocated
     RESERVED = "RESERVED"  # every line is allocated
     REJECTED = "REJECTED"  # a line could not be allocated: the others were released
-    BACKORDERED = "BACKORDERED"  # not decided yet (allow_backorders comes later)
+    BACKORDERED = "BACKORDERED"  # every line answered, none rejected, some wait in their SKUs' queues
     CANCELLED = "CANCELLED"
     FULFILLED = "FULFILLED"  # shipped: every reservation committed
 
@@ -40,6 +40,8 @@ class LineState(StrEnum):
     REJECTED = "REJECTED"  # the SKU's owner could not allocate it: nothing is held
     RELEASED = "RELEASED"  # it was allocated, and its parts are being released
     COMMITTED = "COMMITTED"  # it was allocated, and its parts are being committed
+    BACKORDERED = "BACKORDERED"  # queued at its SKU (nothing held): allocated when stock arrives
+    WITHDRAWN = "WITHDRAWN"  # it was backordered, and its queue entry is being cancelled
 
 
 class OrderEventKind(StrEnum):
@@ -52,6 +54,9 @@ class OrderEventKind(StrEnum):
     ORDER_FULFILLED = "OrderFulfilled"
     PARTS_RELEASED = "PartsReleased"  # a line allocated after its order was rejected or cancelled
     REFUSED = "Refused"
+    LINE_BACKORDERED = "LineBackordered"
+    ORDER_BACKORDERED = "OrderBackordered"
+    BACKORDER_WITHDRAWN = "BackorderWithdrawn"  # a line backordered after its order was rejected or cancelled
 
 
 class OrderRefusal(StrEnum):
@@ -149,7 +154,16 @@ class LineRejected:
     detail: str = ""
 
 
-OrderCommandBody = Union[PlaceOrder, CancelOrder, FulfilOrder, LineAllocated, LineRejected]
+@dataclass(frozen=True, slots=True)
+class LineBackordered:
+    """The SKU's owner queued the line (nothing held yet): a ``LineAllocated`` follows when its
+    stock arrives (sent by the stock agent, id ``backordered:<order>:<line>``)."""
+
+    line: int
+    position: int  # 1-based place in the SKU's queue when it was queued
+
+
+OrderCommandBody = Union[PlaceOrder, CancelOrder, FulfilOrder, LineAllocated, LineRejected, LineBackordered]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +182,9 @@ class OrderEvent:
 
     ``released`` and ``committed`` are the numbers of the lines this event released or
     committed (they were ALLOCATED before it): the saga sends a ``Release`` or ``Commit`` for
-    each of their parts from the event alone. A ``Refused`` event repeats the unchanged order
-    (its status is None when the order does not exist) and keeps its ``seq``."""
+    each of their parts from the event alone; ``withdrawn`` the lines it withdrew (they were
+    BACKORDERED before it): the saga cancels their queue entries. A ``Refused`` event repeats the
+    unchanged order (its status is None when the order does not exist) and keeps its ``seq``."""
 
     event_id: str
     command_id: str
@@ -189,6 +204,7 @@ class OrderEvent:
     priority: tuple[str, ...] = ()
     released: tuple[int, ...] = ()
     committed: tuple[int, ...] = ()
+    withdrawn: tuple[int, ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -244,6 +260,7 @@ _BODY_READERS = {
     "FulfilOrder": lambda data: FulfilOrder(),
     "LineAllocated": lambda data: LineAllocated(data["line"], _parts(data["parts"])),
     "LineRejected": lambda data: LineRejected(data["line"], data["reason"], data["detail"]),
+    "LineBackordered": lambda data: LineBackordered(data["line"], data["position"]),
 }
 
 
@@ -269,6 +286,6 @@ def order_event_from_avro(data: Mapping[str, Any]) -> OrderEvent:
     values["status"] = None if values.get("status") is None else OrderStatus(values["status"])
     values["reason"] = None if values.get("reason") is None else OrderRefusal(values["reason"])
     values["lines"] = lines_from_avro(values["lines"])
-    for name in ("priority", "released", "committed"):
+    for name in ("priority", "released", "committed", "withdrawn"):
         values[name] = tuple(values.get(name, ()))
     return OrderEvent(**values)

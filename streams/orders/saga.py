@@ -6,15 +6,21 @@ outbox), with an id derived from what it answers, so a redelivered decision (whi
 the remembered events) sends the same commands again and the receiver's command store ignores
 them:
 
-- order ``OrderPlaced`` -> stock ``AllocateLine`` per line, id ``allocate:<order>:<line>``;
-- stock decision of that ``AllocateLine`` -> order ``LineAllocated`` (its parts) or
-  ``LineRejected``, id ``allocated:<order>:<line>``;
+- order ``OrderPlaced`` -> stock ``AllocateLine`` per line (``backorder`` if the order allows
+  backorders), id ``allocate:<order>:<line>``;
+- any stock decision's ``Allocated`` events -> order ``LineAllocated`` (its parts), id
+  ``allocated:<order>:<line>``, and its ``Backordered`` events -> ``LineBackordered``, id
+  ``backordered:<order>:<line>``: a queued line is served by whatever decision brings its stock
+  (a receipt, a release, an expiry...), so one decision may answer several orders; and the
+  rejection of an ``AllocateLine`` -> ``LineRejected``, id ``allocated:<order>:<line>``;
 - an order event's ``released`` lines -> stock ``Release`` per part, id ``release:<reservation>``;
-  its ``committed`` lines -> ``Commit`` per part, id ``commit:<reservation>``.
+  its ``committed`` lines -> ``Commit`` per part, id ``commit:<reservation>``; its ``withdrawn``
+  lines -> ``CancelBackorder``, id ``unqueue:<order>:<line>`` (rejected by the SKU if it served
+  the line already: the order then releases the allocation when it arrives).
 
-Every order event is a snapshot that names the lines it released or committed, so the stock
-commands follow from the events alone (even their ``issued_at``: the event's ``occurred_at``),
-whatever command a redelivery or a reused command id comes with.
+Every order event is a snapshot that names the lines it released, committed or withdrew, so the
+stock commands follow from the events alone (even their ``issued_at``: the event's
+``occurred_at``), whatever command a redelivery or a reused command id comes with.
 """
 from __future__ import annotations
 
@@ -22,13 +28,23 @@ from typing import Iterable
 
 from streams.orders.records import (
     LineAllocated,
+    LineBackordered,
     LineRejected,
     OrderCommand,
     OrderEvent,
     OrderEventKind,
     Part,
 )
-from streams.stock.records import AllocateLine, Allocated, Command, Commit, Event, Release
+from streams.stock.records import (
+    AllocateLine,
+    Allocated,
+    Backordered,
+    CancelBackorder,
+    Command,
+    Commit,
+    Event,
+    Release,
+)
 
 __all__ = ["stock_commands_for", "order_commands_for", "ORDER_SENDER", "STOCK_SENDER"]
 
@@ -38,13 +54,15 @@ STOCK_SENDER = "stock-agent"
 
 def stock_commands_for(command: OrderCommand, events: Iterable[OrderEvent]) -> list[Command]:
     """The stock commands an order decision sends: allocate a placed order's lines, release or
-    commit the parts of the lines an event released or committed."""
+    commit the parts of the lines an event released or committed, take the lines it withdrew out
+    of their SKUs' queues."""
     out: list[Command] = []
     for event in events:
         if event.kind is OrderEventKind.ORDER_PLACED:
             out.extend(_allocations(event))
         out.extend(_settlements(event, event.released, Release, "release"))
         out.extend(_settlements(event, event.committed, Commit, "commit"))
+        out.extend(_withdrawals(event))
     return out
 
 
@@ -52,9 +70,15 @@ def _allocations(event: OrderEvent) -> list[Command]:
     return [Command(f"allocate:{event.order_id}:{line.line}", line.sku, event.occurred_at,
                     AllocateLine(event.order_id, line.line, line.quantity,
                                  preferred_warehouse=event.preferred_warehouse, strategy=event.strategy,
-                                 priority=event.priority),
+                                 priority=event.priority, backorder=event.allow_backorders),
                     ORDER_SENDER)
             for line in event.lines]
+
+
+def _withdrawals(event: OrderEvent) -> list[Command]:
+    return [Command(f"unqueue:{event.order_id}:{line.line}", line.sku, event.occurred_at,
+                    CancelBackorder(event.order_id, line.line), ORDER_SENDER)
+            for line in event.lines if line.line in event.withdrawn]
 
 
 def _settlements(event: OrderEvent, numbers: tuple[int, ...], body: type[Release] | type[Commit],
@@ -65,24 +89,42 @@ def _settlements(event: OrderEvent, numbers: tuple[int, ...], body: type[Release
 
 
 def order_commands_for(command: Command, events: Iterable[Event]) -> list[OrderCommand]:
-    """The order command a stock decision sends: the answer to an ``AllocateLine``."""
-    body = command.body
-    if not isinstance(body, AllocateLine):
-        return []
-    return [OrderCommand(f"allocated:{body.order_id}:{body.line}", body.order_id, command.issued_at,
-                         _answer(command, body, list(events)), STOCK_SENDER)]
+    """The order commands a stock decision sends: an answer for each line its events allocated or
+    queued, whatever the command (a receipt may serve the queued lines of several orders), and
+    the rejection of an ``AllocateLine`` they did neither."""
+    events = list(events)
+    out = [_answer(command, event) for event in events if isinstance(event.body, (Allocated, Backordered))]
+    if isinstance(command.body, AllocateLine) and not _answered(command.body, events):
+        out.append(_rejection(command, command.body, events))
+    return out
 
 
-def _answer(command: Command, line: AllocateLine, events: list[Event]) -> LineAllocated | LineRejected:
-    """The line's allocation if ``events`` hold it. A command id reused by a client for another
-    command of the SKU is answered with that command's remembered events: nothing was held for
-    this line then, so it is rejected, and the order does not wait for it forever."""
-    for event in events:
-        if isinstance(event.body, Allocated) and (event.body.order_id, event.body.line) == (line.order_id, line.line):
-            return LineAllocated(line.line, tuple(Part(p.warehouse, p.quantity, p.reservation_id)
-                                                  for p in event.body.parts))
-        if event.is_rejection:
-            return LineRejected(line.line, str(getattr(event.body, "reason", "OTHER")),
-                                getattr(event.body, "detail", ""))
-    return LineRejected(line.line, "OTHER", f"command {command.command_id} was answered with "
-                                            f"{[e.type for e in events]}, not this line's allocation")
+def _answer(command: Command, event: Event) -> OrderCommand:
+    """The order's ``LineAllocated`` (its parts) or ``LineBackordered`` for one stock event."""
+    body = event.body
+    if isinstance(body, Allocated):
+        parts = tuple(Part(p.warehouse, p.quantity, p.reservation_id) for p in body.parts)
+        return OrderCommand(f"allocated:{body.order_id}:{body.line}", body.order_id, command.issued_at,
+                            LineAllocated(body.line, parts), STOCK_SENDER)
+    return OrderCommand(f"backordered:{body.order_id}:{body.line}", body.order_id, command.issued_at,
+                        LineBackordered(body.line, body.position), STOCK_SENDER)
+
+
+def _answered(line: AllocateLine, events: list[Event]) -> bool:
+    return any(isinstance(e.body, (Allocated, Backordered))
+               and (e.body.order_id, e.body.line) == (line.order_id, line.line) for e in events)
+
+
+def _rejection(command: Command, line: AllocateLine, events: list[Event]) -> OrderCommand:
+    """The line rejected, with the reason of the decision's rejection. A command id reused by a
+    client for another command of the SKU is answered with that command's remembered events:
+    nothing was held or queued for this line then, so it is rejected too, and the order does not
+    wait for it forever."""
+    refusal = next((e.body for e in events if e.is_rejection), None)
+    if refusal is None:
+        body = LineRejected(line.line, "OTHER", f"command {command.command_id} was answered with "
+                                                f"{[e.type for e in events]}, not this line's allocation")
+    else:
+        body = LineRejected(line.line, str(getattr(refusal, "reason", "OTHER")), getattr(refusal, "detail", ""))
+    return OrderCommand(f"allocated:{line.order_id}:{line.line}", line.order_id, command.issued_at, body,
+                        STOCK_SENDER)

@@ -12,6 +12,12 @@ An order line's ``AllocateLine`` decides several events: ``Allocated`` (the plan
 level), then one ``Reserved`` per warehouse of the plan, each decided on the state the one before
 leaves (``streams/stock/allocation.py``); or one ``AllocationRejected``.
 
+A line that cannot be served now may wait instead (``AllocateLine.backorder``): ``Backordered``
+puts it at the tail of the SKU's FIFO queue. The queue is strict: while it is not empty a new line
+gets no stock, and every decision ends by serving the head, with the same ``Allocated`` and
+``Reserved`` events as a line allocated at once, while it can be planned. So after any decision
+the queue is empty or its head cannot be planned.
+
 Time is data here too: a reservation's deadline is its command's ``issued_at`` plus its TTL, and
 it expires by an ``Expire`` whose ``issued_at`` is the time of a ``Tick`` read from the log.
 """
@@ -29,6 +35,10 @@ from streams.stock.records import (
     AllocationPart,
     AllocationRejected,
     ArriveTransfer,
+    Backorder,
+    BackorderCancelled,
+    Backordered,
+    CancelBackorder,
     Command,
     CommandRejected,
     Commit,
@@ -178,6 +188,11 @@ def _reserve(state: SkuState, command: Command, body: Reserve) -> list[Event]:
         return rejected(RejectReason.OTHER, "warehouse must not be empty")
     if body.reservation_id in state.reservations:
         return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {body.reservation_id} exists")
+    if queued := [b for b in state.backorders if body.reservation_id.startswith(_parts_prefix(b))]:
+        # The queued line will hold it when served: taken now, it would be held twice.
+        return rejected(RejectReason.RESERVATION_EXISTS,
+                        f"reservation {body.reservation_id} is kept for queued line {queued[0].line} "
+                        f"of order {queued[0].order_id}")
     before = state.level(body.warehouse)
     if body.ttl_ms < 0:
         return rejected(RejectReason.OTHER, "ttl must not be negative")
@@ -221,8 +236,13 @@ def _end_reservation(state: SkuState, command: Command, body: Release | Commit |
     return [_event(state, command, fact, held.warehouse, after)]
 
 
+def _seen(state: SkuState) -> dict[str, int]:
+    """The units available per warehouse, by name: what a line's plan is made on (and records)."""
+    return {wh: level.available for wh, level in sorted(state.levels.items())}
+
+
 def _allocate_line(state: SkuState, command: Command, body: AllocateLine) -> list[Event]:
-    seen = {wh: level.available for wh, level in sorted(state.levels.items())}
+    seen = _seen(state)
 
     def rejected(reason: RejectReason, detail: str) -> list[Event]:
         fact = AllocationRejected(body.order_id, body.line, body.quantity, reason, detail,
@@ -239,24 +259,88 @@ def _allocate_line(state: SkuState, command: Command, body: AllocateLine) -> lis
         return rejected(RejectReason.OTHER, f"unknown strategy {body.strategy!r}")
     if body.ttl_ms < 0:
         return rejected(RejectReason.OTHER, "ttl must not be negative")
-    planned = plan(seen, body.quantity, body.preferred_warehouse, body.strategy, body.priority)
+    # Strict FIFO: while lines wait, the units available are theirs, whatever this line needs.
+    waiting = len(state.backorders)
+    planned = None if waiting else plan(seen, body.quantity, body.preferred_warehouse, body.strategy,
+                                        body.priority)
+    if planned is None and body.backorder:
+        return _queue(state, command, body, rejected)
+    if waiting:
+        return rejected(RejectReason.INSUFFICIENT_STOCK,
+                        f"the units available are promised to {waiting} waiting backorders first")
     if planned is None:
         return rejected(RejectReason.INSUFFICIENT_STOCK,
                         f"available {sum(seen.values())} in all warehouses, asked {body.quantity}")
-    parts = tuple(AllocationPart(wh, units, reservation_id_for(body.order_id, body.line, wh))
-                  for wh, units in planned)
-    taken = [p.reservation_id for p in parts if p.reservation_id in state.reservations]
+    taken = [rid for wh, _ in planned
+             if (rid := reservation_id_for(body.order_id, body.line, wh)) in state.reservations]
     if taken:  # the line was allocated before (its command fell out of the dedup window)
         return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {taken[0]} exists")
-    events = [_event(state, command, Allocated(body.order_id, body.line, body.quantity, body.strategy,
-                                               seen, parts), "")]
-    expires_at = command.issued_at + body.ttl_ms if body.ttl_ms else 0
-    for index, part in enumerate(parts, start=1):
+    return _hold(state, command, body, seen, planned)
+
+
+def _hold(state: SkuState, command: Command, line: AllocateLine | Backorder, seen: Mapping[str, int],
+          planned: list[tuple[str, int]], index: int = 0) -> list[Event]:
+    """A line's plan as facts, the ``index``-th event of ``command`` on: ``Allocated``, then one
+    ``Reserved`` per part, each decided on the state the one before leaves. One function for a
+    line allocated at once and a backorder served later, so both are held the same way."""
+    parts = tuple(AllocationPart(wh, units, reservation_id_for(line.order_id, line.line, wh))
+                  for wh, units in planned)
+    events = [_event(state, command, Allocated(line.order_id, line.line, line.quantity, line.strategy,
+                                               seen, parts), "", index=index)]
+    expires_at = command.issued_at + line.ttl_ms if line.ttl_ms else 0
+    for offset, part in enumerate(parts, start=1):
         before = state.level(part.warehouse)
         after = Level(before.on_hand, before.reserved + part.quantity)
-        fact = Reserved(part.reservation_id, body.order_id, part.quantity, expires_at=expires_at)
-        events.append(_event(state, command, fact, part.warehouse, after, index))
+        fact = Reserved(part.reservation_id, line.order_id, part.quantity, expires_at=expires_at)
+        events.append(_event(state, command, fact, part.warehouse, after, index + offset))
         state = evolve(state, events[-1])
+    return events
+
+
+def _queue(state: SkuState, command: Command, body: AllocateLine,
+           rejected: Callable[[RejectReason, str], list[Event]]) -> list[Event]:
+    """Put a line that cannot (or may not) be served now at the queue's tail. A line queued or
+    held already (its command fell out of the dedup window) is refused: it must not wait twice."""
+    if any((b.order_id, b.line) == (body.order_id, body.line) for b in state.backorders):
+        return rejected(RejectReason.OTHER, f"line {body.line} of order {body.order_id} is queued already")
+    held = sorted(rid for rid in state.reservations if rid.startswith(_parts_prefix(body)))
+    if held:
+        return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {held[0]} exists")
+    fact = Backordered(body.order_id, body.line, body.quantity, len(state.backorders) + 1,
+                       body.preferred_warehouse, body.strategy, body.priority, body.ttl_ms)
+    return [_event(state, command, fact, "")]
+
+
+def _parts_prefix(line: AllocateLine | Backorder) -> str:
+    """What the ids of a line's parts start with, whatever their warehouse: a served backorder
+    holds new reservations, so none may exist when it is queued, nor be taken while it waits."""
+    return reservation_id_for(line.order_id, line.line, "")
+
+
+def _cancel_backorder(state: SkuState, command: Command, body: CancelBackorder) -> list[Event]:
+    """Withdraw a queued line. One that is not queued was served already (or never queued): the
+    order releases what it holds when its allocation arrives."""
+    queued = [b for b in state.backorders if (b.order_id, b.line) == (body.order_id, body.line)]
+    if not queued:
+        return _reject(state, command, RejectReason.OTHER,
+                       f"line {body.line} of order {body.order_id} is not queued for {state.sku}")
+    return [_event(state, command, BackorderCancelled(body.order_id, body.line, queued[0].quantity), "")]
+
+
+def _serve(state: SkuState, command: Command, index: int) -> list[Event]:
+    """Hold the queue's head while it can be planned, the ``index``-th event of ``command`` on.
+    A head that cannot be served stops the queue: no line is served before one that waited
+    longer, so a big line is not starved by small ones behind it."""
+    events: list[Event] = []
+    while state.backorders:
+        head = state.backorders[0]
+        seen = _seen(state)
+        planned = plan(seen, head.quantity, head.preferred_warehouse, head.strategy, head.priority)
+        if planned is None:
+            break
+        held = _hold(state, command, head, seen, planned, index + len(events))
+        events.extend(held)
+        state = fold(state, held)
     return events
 
 
@@ -306,21 +390,28 @@ _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     AllocateLine: _allocate_line,
     TransferStock: _transfer_out,
     ArriveTransfer: _transfer_in,
+    CancelBackorder: _cancel_backorder,
 }
 
 
 def decide(state: SkuState, command: Command) -> list[Event]:
-    """The events ``command`` causes on ``state`` (always at least one: an outcome or a rejection)."""
+    """The events ``command`` causes on ``state`` (always at least one: an outcome or a rejection),
+    then those of the backorders the state it leaves can serve (any decision may free units)."""
     if command.sku != state.sku:
         raise ValueError(f"command for {command.sku} decided on state of {state.sku}")
-    return _DECIDERS[type(command.body)](state, command, command.body)
+    events = _DECIDERS[type(command.body)](state, command, command.body)
+    if not state.backorders:  # a line this command queued could not be planned: nothing to serve
+        return events
+    return events + _serve(fold(state, events), command, len(events))
 
 
 def evolve(state: SkuState, event: Event) -> SkuState:
     """``state`` after the fact ``event``."""
     body = event.body
-    if event.is_rejection or isinstance(body, Allocated):  # the plan: its Reserved events hold it
+    if event.is_rejection:
         return state
+    if isinstance(body, (Allocated, Backordered, BackorderCancelled)):  # the queue only: Reserved hold
+        return replace(state, backorders=_backorders(state.backorders, body))
     if isinstance(body, ProductCreated):
         product = Product(body.name, body.description, body.category, body.parent, body.attributes,
                           body.components)
@@ -350,6 +441,20 @@ def _in_transit(state: SkuState, event: Event) -> Mapping[str, tuple[str, str, i
     if isinstance(body, TransferArrived):
         return {k: v for k, v in state.in_transit.items() if k != body.transfer_id}
     return state.in_transit
+
+
+def _backorders(queue: tuple[Backorder, ...],
+                body: Allocated | Backordered | BackorderCancelled) -> tuple[Backorder, ...]:
+    """The queue after ``body``: a line queued at the tail, or withdrawn, or served (an
+    ``Allocated`` of the head pops it; any other is of a line allocated at once, the queue empty)."""
+    if isinstance(body, Backordered):
+        return (*queue, Backorder(body.order_id, body.line, body.quantity, body.preferred_warehouse,
+                                  body.strategy, body.priority, body.ttl_ms))
+    if isinstance(body, BackorderCancelled):
+        return tuple(b for b in queue if (b.order_id, b.line) != (body.order_id, body.line))
+    if queue and (queue[0].order_id, queue[0].line) == (body.order_id, body.line):
+        return queue[1:]
+    return queue
 
 
 def fold(state: SkuState, events: Iterable[Event]) -> SkuState:

@@ -18,6 +18,7 @@ __all__ = [
     "Level",
     "Product",
     "Reservation",
+    "Backorder",
     "SkuState",
     "CreateProduct",
     "AdjustStock",
@@ -30,6 +31,7 @@ __all__ = [
     "AllocateLine",
     "TransferStock",
     "ArriveTransfer",
+    "CancelBackorder",
     "TransferredOut",
     "TransferArrived",
     "CLOCK_KEY",
@@ -47,6 +49,8 @@ __all__ = [
     "AllocationPart",
     "Allocated",
     "AllocationRejected",
+    "Backordered",
+    "BackorderCancelled",
     "EventBody",
     "Event",
     "event_id_for",
@@ -119,6 +123,20 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
+class Backorder:
+    """An order line waiting in its SKU's FIFO queue: what its ``AllocateLine`` asked, so it is
+    served later exactly as it would have been then."""
+
+    order_id: str
+    line: int
+    quantity: int
+    preferred_warehouse: str = ""
+    strategy: str = "priority"
+    priority: tuple[str, ...] = ()
+    ttl_ms: int = 0  # every part expires this long after the decision that serves it; 0: never
+
+
+@dataclass(frozen=True, slots=True)
 class SkuState:
     """Everything one SKU's single writer decides on: its product, levels and reservations."""
 
@@ -130,6 +148,8 @@ class SkuState:
     thresholds: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # low stock, per warehouse
     # Transfers on their way: transfer id -> (source, destination, quantity).
     in_transit: Mapping[str, tuple[str, str, int]] = field(default_factory=lambda: _EMPTY)
+    # Order lines waiting for stock, served first (head first) when units become available.
+    backorders: tuple[Backorder, ...] = ()
 
     def level(self, warehouse: str) -> Level:
         return self.levels.get(warehouse, Level())
@@ -207,6 +227,15 @@ class AllocateLine:
     strategy: str = "priority"  # "priority" or "most_stock"
     priority: tuple[str, ...] = ()  # the "priority" strategy's order of warehouses
     ttl_ms: int = 0  # every part expires this long after the command's issued_at; 0: never
+    backorder: bool = False  # not servable now (or others wait first): queue it, do not reject it
+
+
+@dataclass(frozen=True, slots=True)
+class CancelBackorder:
+    """Withdraw a queued order line (sent by the order agent, id ``unqueue:<order>:<line>``)."""
+
+    order_id: str
+    line: int
 
 
 # A tick is a command on this pseudo-SKU (its record key), sent to an explicit partition.
@@ -231,7 +260,7 @@ class ArriveTransfer:
 
 
 CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit, Expire, Tick,
-                    SetLowStockThreshold, AllocateLine, TransferStock, ArriveTransfer]
+                    SetLowStockThreshold, AllocateLine, TransferStock, ArriveTransfer, CancelBackorder]
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,10 +396,35 @@ class TransferArrived:
     quantity: int
 
 
+@dataclass(frozen=True, slots=True)
+class Backordered:
+    """An order line queued until it can be served: nothing is held yet. Like ``Allocated``, it
+    changes no level (its ``warehouse`` is "") nor ``seq``. It carries the whole line, so the
+    queue is the fold of the events."""
+
+    order_id: str
+    line: int
+    quantity: int
+    position: int  # 1-based place in the queue
+    preferred_warehouse: str = ""
+    strategy: str = "priority"
+    priority: tuple[str, ...] = ()
+    ttl_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BackorderCancelled:
+    """A queued order line withdrawn before it was served; no level, nor ``seq``, changes."""
+
+    order_id: str
+    line: int
+    quantity: int
+
+
 EventBody = Union[
     ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
     CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected, TransferredOut,
-    TransferArrived,
+    TransferArrived, Backordered, BackorderCancelled,
 ]
 
 
@@ -414,13 +468,13 @@ _EVENT_NS = "inventory.events."
 # Expire is not among them: only the worker decides it, from a Tick.
 _COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit, Tick,
                                                    SetLowStockThreshold, AllocateLine, TransferStock,
-                                                   ArriveTransfer)}
+                                                   ArriveTransfer, CancelBackorder)}
 _EVENT_BODIES = {
     cls.__name__: cls
     for cls in (
         ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
         CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected, TransferredOut,
-        TransferArrived,
+        TransferArrived, Backordered, BackorderCancelled,
     )
 }
 

@@ -26,7 +26,11 @@ same events, which the first delivery may never have published.
 
 A command may decide several events (an order line's ``AllocateLine``: its plan, then a
 ``Reserved`` per warehouse): they are recorded together, every reservation they hold is written
-(and indexed by deadline) before the SKU, and a redelivery answers all of them.
+(and indexed by deadline) before the SKU, and a redelivery answers all of them. So are the
+backorders any decision serves (``logic.py``): the queue is part of the SKU (key ``bo``), and
+a served line's reservations are new ones (a line is queued once, only when none of the
+reservations its command loads exists, and no ``Reserve`` may take one of its ids while it
+waits), so they need not be loaded first.
 
 A command for a SKU that does not exist is recorded like any other (its UNKNOWN_PRODUCT
 rejection), so that it keeps that answer once the SKU is created. The cost: a SKU that is never
@@ -44,6 +48,7 @@ from streams.stock.allocation import reservation_id_for
 from streams.stock.logic import decide, fold
 from streams.stock.records import (
     AllocateLine,
+    Backorder,
     Command,
     Committed,
     Event,
@@ -126,6 +131,8 @@ def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
         "n": recorded,
         "t": dict(state.thresholds),
         "tr": {tid: list(moving) for tid, moving in state.in_transit.items()},
+        "bo": [[b.order_id, b.line, b.quantity, b.preferred_warehouse, b.strategy, list(b.priority), b.ttl_ms]
+               for b in state.backorders],
     }
 
 
@@ -137,7 +144,12 @@ def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
     product = None if data["product"] is None else Product(*data["product"])
     levels = {wh: Level(on_hand, reserved) for wh, (on_hand, reserved) in data["levels"].items()}
     in_transit = {tid: tuple(moving) for tid, moving in data.get("tr", {}).items()}
-    return SkuState(sku, product, levels, {}, data["seq"], data.get("t", {}), in_transit), data["n"]
+    # A backorder is [order, line, quantity, preferred, strategy, priority, ttl]; a state written
+    # before backorders has no queue.
+    backorders = tuple(Backorder(order, line, quantity, preferred, strategy, tuple(priority), ttl)
+                       for order, line, quantity, preferred, strategy, priority, ttl in data.get("bo", ()))
+    return SkuState(sku, product, levels, {}, data["seq"], data.get("t", {}), in_transit,
+                    backorders), data["n"]
 
 
 def _dump_reservation(r: Reservation) -> dict[str, Any]:

@@ -67,13 +67,12 @@ def arrivals_for(command: Command, events: Iterable[Event]) -> list[Command]:
 
 
 def space_commands_for(command: Command, events: Iterable[Event]) -> list[WarehouseCommand]:
-    """The ledger commands a stock decision sends: settle a receipt's hold, free what left."""
-    out: list[WarehouseCommand] = []
+    """The ledger commands a stock decision sends: settle a receipt's or transfer's hold (once
+    per decision, which may also serve backorders), and free what left."""
+    events = list(events)
+    settle = _settlement(command, events)
+    out = [settle] if settle is not None else []
     for event in events:
-        settle = _settlement(command, event)
-        if settle is not None:
-            out.append(settle)
-            continue
         left = -event.on_hand_delta
         if isinstance(event.body, (StockAdjusted, Committed, TransferredOut)) and left > 0:
             out.append(WarehouseCommand(f"free:{event.event_id}", event.warehouse, command.issued_at,
@@ -81,17 +80,23 @@ def space_commands_for(command: Command, events: Iterable[Event]) -> list[Wareho
     return out
 
 
-def _settlement(command: Command, event: Event) -> WarehouseCommand | None:
-    """The hold ``event`` settles at the destination, if any: a receipt's (taken in or refused),
-    a transfer's refused move out, or a transfer's arrival; id ``settle:<hold>``."""
+def _settlement(command: Command, events: list[Event]) -> WarehouseCommand | None:
+    """The hold the decision settles at the destination, if any: a receipt's (taken in or
+    refused), a transfer's refused move out, or a transfer's arrival; id ``settle:<hold>``."""
     body = command.body
     if isinstance(body, AdjustStock) and body.hold_id and body.quantity > 0:
         hold, where = body.hold_id, body.warehouse
-        settle = ConfirmSpace(hold) if _received(body, event) else ReleaseSpace(hold)
-    elif isinstance(body, TransferStock) and not isinstance(event.body, TransferredOut):
+        taken_in = any(_received(body, event) for event in events)
+        settle = ConfirmSpace(hold) if taken_in else ReleaseSpace(hold)
+    elif isinstance(body, TransferStock):
+        if any(isinstance(event.body, TransferredOut) for event in events):
+            return None  # on its way: the arrival settles it
         hold, where, settle = command.command_id, body.destination, ReleaseSpace(command.command_id)
-    elif isinstance(body, ArriveTransfer) and isinstance(event.body, TransferArrived):
-        hold, where, settle = body.transfer_id, event.warehouse, ConfirmSpace(body.transfer_id)
+    elif isinstance(body, ArriveTransfer):
+        arrived = [event for event in events if isinstance(event.body, TransferArrived)]
+        if not arrived:
+            return None
+        hold, where, settle = body.transfer_id, arrived[0].warehouse, ConfirmSpace(body.transfer_id)
     else:
         return None
     return WarehouseCommand(f"settle:{hold}", where, command.issued_at, settle, STOCK_SENDER)

@@ -11,6 +11,7 @@ from streams.stock.records import (
     Allocated,
     AllocationPart,
     AllocationRejected,
+    CancelBackorder,
     Command,
     CommandRejected,
     Commit,
@@ -387,13 +388,14 @@ bodies = st.one_of(
     st.builds(AllocateLine, st.sampled_from(["o1", "o2"]), st.integers(0, 1), quantities,
               st.sampled_from(["", *WAREHOUSES, "west"]),
               st.sampled_from(["priority", "most_stock", "nearest"]),
-              st.lists(warehouses, max_size=2).map(tuple), st.sampled_from([0, 0, 2, -1])),
+              st.lists(warehouses, max_size=2).map(tuple), st.sampled_from([0, 0, 2, -1]), st.booleans()),
+    st.builds(CancelBackorder, st.sampled_from(["o1", "o2"]), st.integers(0, 1)),
 )
 # Valid allocations only, for the properties that start from stock.
 allocations = st.builds(AllocateLine, st.sampled_from(["o1", "o2", "o3"]), st.integers(0, 1),
                         st.integers(1, 6), st.sampled_from(["", *WAREHOUSES]),
                         st.sampled_from(["priority", "most_stock"]),
-                        st.lists(warehouses, max_size=2).map(tuple), st.sampled_from([0, 2]))
+                        st.lists(warehouses, max_size=2).map(tuple), st.sampled_from([0, 2]), st.booleans())
 command_lists = st.lists(bodies, min_size=1, max_size=60).map(
     lambda bs: [cmd(f"c{i}", b, issued_at=i) for i, b in enumerate(bs)])
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.orders.records import (
-    CancelOrder, FulfilOrder, LineAllocated, LineRejected, LineState, OrderCommand, OrderEventKind,
-    OrderLine, OrderStatus, Part, PlaceOrder,
+    CancelOrder, FulfilOrder, LineAllocated, LineBackordered, LineRejected, LineState, OrderCommand,
+    OrderEventKind, OrderLine, OrderStatus, Part, PlaceOrder,
 )
 from streams.orders.store import OrderStore
 from streams.partition.batch import DELETED, TableBatch
@@ -70,6 +70,21 @@ def test_the_order_is_stored_whole():
     assert store.order("o-3").exists is False
 
 
+def test_backordered_and_withdrawn_lines_are_stored_and_a_redelivered_answer_changes_nothing_twice():
+    table: dict = {}
+    store = placed(table)
+    queued = cmd(f"backordered:{ORDER}:1", LineBackordered(1, 2))
+    first = store.handle(queued)
+    store.handle(allocated(2))
+    assert store.handle(queued) == first
+    assert store.order(ORDER).status is OrderStatus.BACKORDERED
+    [cancelled] = store.handle(cmd("cancel", CancelOrder("no")))
+    assert (cancelled.released, cancelled.withdrawn) == ((2,), (1,))
+    recovered = OrderStore(json.loads(json.dumps(table)))
+    assert [line.state for line in recovered.order(ORDER).lines] == [LineState.WITHDRAWN, LineState.RELEASED]
+    assert recovered.handle(cmd("cancel", CancelOrder("no"))) == [cancelled]
+
+
 def test_the_window_forgets_old_command_ids():
     table: dict = {}
     store = placed(table, window=3)
@@ -98,6 +113,7 @@ body_strategy = st.one_of(
     st.builds(lambda line, n: LineAllocated(line, tuple(Part(f"w{i}", 1, f"r{line}:{i}") for i in range(n))),
               st.integers(1, 3), st.integers(0, 2)),
     st.builds(LineRejected, st.integers(1, 3), st.just("INSUFFICIENT_STOCK")),
+    st.builds(LineBackordered, st.integers(1, 3), st.integers(1, 9)),
     st.builds(CancelOrder, st.just("no")),
     st.builds(FulfilOrder),
 )

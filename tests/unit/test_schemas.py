@@ -13,7 +13,8 @@ from schemas import (
     released_writers, warehouse_command_codec, warehouse_event_codec,
 )
 from streams.stock.records import (
-    AdjustStock, AllocateLine, Allocated, AllocationPart, AllocationRejected, Command, CommandRejected,
+    AdjustStock, AllocateLine, Allocated, AllocationPart, AllocationRejected, BackorderCancelled, Backordered,
+    CancelBackorder, Command, CommandRejected,
     CreateProduct, Event, Expired, LowStockThresholdSet, ProductCreated, RejectReason, Reserve, Reserved,
     SetLowStockThreshold,
     Tick, TransferStock, ArriveTransfer, TransferredOut, TransferArrived,
@@ -40,7 +41,9 @@ def test_every_schema_file_parses_and_is_named_after_its_type():
                                   CreateProduct("Shirt, L", parent="SHIRT", attributes={"size": "L"}),
                                   AllocateLine("o-1", 2, 7), AllocateLine("o-1", 0, 3, "north", "most_stock",
                                                                           ("south", "north"), 900_000),
-                                  TransferStock("north", "south", 4), ArriveTransfer("t-1")])
+                                  AllocateLine("o-1", 1, 3, backorder=True),
+                                  TransferStock("north", "south", 4), ArriveTransfer("t-1"),
+                                  CancelBackorder("o-1", 1)])
 def test_command_round_trip(body):
     command = Command("cmd-1", "SKU-1", 1700000000000, body, sender="erp")
     codec = command_codec()
@@ -57,7 +60,10 @@ def test_command_round_trip(body):
                                   Allocated("o", 1, 5, "most_stock"),
                                   AllocationRejected("o", 2, 9, RejectReason.INSUFFICIENT_STOCK, "7 available",
                                                      "most_stock", {"north": 3, "south": 4}),
-                                  TransferredOut("t-1", "south", 4), TransferArrived("t-1", "north", 4)])
+                                  TransferredOut("t-1", "south", 4), TransferArrived("t-1", "north", 4),
+                                  Backordered("o", 1, 5, 2), Backordered("o", 1, 5, 1, "north", "most_stock",
+                                                                         ("south", "north"), 900_000),
+                                  BackorderCancelled("o", 1, 5)])
 def test_event_round_trip(body):
     event = Event("e", "c", "SKU-1", 3, 1700000000000, "w", 5, 2, body, 0, 2, "api", 4, True)
     codec = event_codec()
@@ -135,7 +141,8 @@ def test_body_unions_only_grow_at_the_end(name):
 
 
 _NEWEST_BODIES = {"inventory.commands.TransferStock": TransferStock("north", "south", 2),
-                  "inventory.commands.ArriveTransfer": ArriveTransfer("t-1")}
+                  "inventory.commands.ArriveTransfer": ArriveTransfer("t-1"),
+                  "inventory.commands.CancelBackorder": CancelBackorder("o-1", 2)}
 
 
 def test_a_body_newer_than_a_released_reader_is_refused_by_it_but_the_rest_is_still_read():

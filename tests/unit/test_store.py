@@ -10,6 +10,7 @@ from streams.stock.records import (
     AdjustStock,
     AllocateLine,
     Allocated,
+    CancelBackorder,
     Command,
     Commit,
     CLOCK_KEY,
@@ -127,7 +128,8 @@ body_strategy = st.one_of(
               st.sampled_from([0, 10, 25, 60])),
     st.builds(AllocateLine, st.sampled_from(["o1", "o2"]), st.integers(0, 1), st.integers(1, 14),
               st.sampled_from(["", "v"]), st.sampled_from(["priority", "most_stock"]),
-              st.sampled_from([(), ("v", "w")]), st.sampled_from([0, 10, 25])),
+              st.sampled_from([(), ("v", "w")]), st.sampled_from([0, 10, 25]), st.booleans()),
+    st.builds(CancelBackorder, st.sampled_from(["o1", "o2"]), st.integers(0, 1)),
     st.builds(Release, reservation_ids),
     st.builds(Commit, reservation_ids),
     st.builds(Tick),
@@ -250,7 +252,7 @@ def _commands(pairs) -> list[Command]:
     def scoped(sku, body):
         if isinstance(body, (Reserve, Release, Commit)):
             return replace(body, reservation_id=f"{sku}/{body.reservation_id}")
-        if isinstance(body, AllocateLine):  # its parts' ids start with the order's
+        if isinstance(body, (AllocateLine, CancelBackorder)):  # its parts' ids start with the order's
             return replace(body, order_id=f"{sku}/{body.order_id}")
         return body
     return [timed(i, scoped(sku, body), sku) for i, (sku, body) in enumerate(pairs)]

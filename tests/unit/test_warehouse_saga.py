@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from streams.stock import logic as stock
 from streams.stock.records import (
-    AdjustStock, Command, Commit, CreateProduct, Expire, Release, Reserve, SkuState,
+    AdjustStock, AllocateLine, Command, Commit, CreateProduct, Expire, Release, Reserve, SkuState,
 )
 from streams.stock.store import StockStore
 from streams.warehouses import logic as ledger
@@ -230,3 +230,15 @@ def test_a_receipt_counts_as_held_until_its_confirmation_arrives_once():
     saga.channels["A", "ledger"].offset = 0  # and again
     saga.deliver(("A", "ledger"))
     assert (saga.ledger.ledger(WH).held, saga.ledger.ledger(WH).stored) == (0, 4)
+
+
+def test_a_receipt_that_also_serves_a_backorder_settles_its_hold_once():
+    """The receipt's decision holds the queued line too (Allocated, Reserved): one settlement."""
+    store = StockStore({})
+    store.handle(Command("create", SKU, 1, CreateProduct("Shirt")))
+    store.handle(Command("allocate:o:1", SKU, 2, AllocateLine("o", 1, 2, backorder=True)))
+    receipt = Command("rcpt-1", SKU, 3, AdjustStock(WH, 3, "delivery", "rcpt-1"))
+    events = store.handle(receipt)
+    assert [type(e.body).__name__ for e in events] == ["StockAdjusted", "Allocated", "Reserved"]
+    assert space_commands_for(receipt, events) == [
+        WarehouseCommand("settle:rcpt-1", WH, 3, ConfirmSpace("rcpt-1"), STOCK_SENDER)]
