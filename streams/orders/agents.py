@@ -12,13 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any, MutableMapping, Sequence
 
-from common.errors import MalformedRecordError
 from schemas import command_codec, order_command_codec, order_event_codec
 from streams.app import app, order_commands, settings
 from streams.orders.records import OrderCommand, OrderEvent, order_command_from_avro, order_event_to_avro
 from streams.orders.saga import stock_commands_for
 from streams.orders.store import OrderStore
-from streams.partition.agent import decide_records, run_agent
+from streams.partition.agent import decide_records, keyed_decoder, own_partitions, run_agent
 from streams.partition.owner import Decided, Owners
 from streams.stock.records import command_to_avro
 from streams.topics import ORDER_COMMANDS, ORDER_COMMANDS_DLQ, ORDER_EVENTS, ORDER_TABLE, STOCK_COMMANDS
@@ -33,15 +32,8 @@ _stock_commands = command_codec()
 owners = Owners(settings, Path(settings.worker_data_dir), ORDER_TABLE)
 
 
-def decode_order_command(key: bytes | None, value: bytes | None) -> OrderCommand:
-    data = _commands.decode(value or b"")
-    try:
-        command = order_command_from_avro(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedRecordError(f"command does not map onto the domain: {exc}") from exc
-    if key is None or key.decode("utf-8", "replace") != command.order_id:
-        raise MalformedRecordError(f"record key {key!r} is not the command's order {command.order_id!r}")
-    return command
+decode_order_command = keyed_decoder(_commands, order_command_from_avro, lambda command: command.order_id,
+                                     "order")
 
 
 def _announce(decided: Decided, command: OrderCommand, facts: list[OrderEvent]) -> None:
@@ -63,11 +55,4 @@ async def process_order_commands(stream):
                     settings.command_batch_seconds)
 
 
-@app.on_partitions_revoked.connect
-async def _release_revoked(sender, revoked, **kwargs) -> None:
-    await owners.release({tp.partition for tp in revoked if tp.topic == ORDER_COMMANDS})
-
-
-@app.on_before_shutdown.connect
-async def _close_owners(sender, **kwargs) -> None:
-    await owners.close()
+own_partitions(app, owners, ORDER_COMMANDS)

@@ -13,14 +13,14 @@ import os
 from itertools import groupby
 from typing import Any, Callable, MutableMapping, NoReturn, Sequence, TypeVar
 
-from common.errors import InventoryError
+from common.errors import InventoryError, MalformedRecordError
 
 from streams.partition.batch import TableBatch
 from streams.partition.local import PartitionState
 from streams.partition.owner import Decided, Owners
 
-__all__ = ["BatchDecider", "decide_records", "run_agent", "decide_and_commit", "dead_letter",
-           "stop_uncommitted"]
+__all__ = ["BatchDecider", "keyed_decoder", "decide_records", "run_agent", "decide_and_commit",
+           "dead_letter", "stop_uncommitted", "own_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,35 @@ log = logging.getLogger(__name__)
 BatchDecider = Callable[[MutableMapping[str, Any], Sequence[Any]], Decided]
 C = TypeVar("C")
 F = TypeVar("F")
+
+
+def keyed_decoder(codec: Any, from_avro: Callable[[Any], C], key_of: Callable[[C], str],
+                  what: str) -> Callable[[bytes | None, bytes | None], C]:
+    """Decodes a command record, and checks that its key is the command's ``what``: the key
+    decides the partition and so the writer, and a mismatch would break single-writer."""
+    def decode(key: bytes | None, value: bytes | None) -> C:
+        data = codec.decode(value or b"")  # raises SchemaError, a dead letter
+        try:
+            command = from_avro(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedRecordError(f"command does not map onto the domain: {exc}") from exc
+        if key is None or key.decode("utf-8", "replace") != key_of(command):
+            raise MalformedRecordError(f"record key {key!r} is not the command's {what} {key_of(command)!r}")
+        return command
+    return decode
+
+
+def own_partitions(app: Any, owners: Owners, topic: str) -> None:
+    """Give up ``topic``'s partitions the group moves elsewhere, once their batches are done
+    (faust calls the handler after stream_wait_empty), and close everything at shutdown."""
+    async def release_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        await owners.release({tp.partition for tp in revoked if tp.topic == topic})
+
+    async def close(sender: Any, **kwargs: Any) -> None:
+        await owners.close()
+
+    app.on_partitions_revoked.connect(release_revoked)
+    app.on_before_shutdown.connect(close)
 
 
 def decide_records(events: Sequence[Any], decode: Callable[[bytes | None, bytes | None], C],

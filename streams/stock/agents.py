@@ -23,7 +23,7 @@ from typing import Any, MutableMapping, Sequence
 from common.errors import MalformedRecordError
 from schemas import alert_codec, command_codec, event_codec, order_command_codec, warehouse_command_codec
 from streams.app import app, settings, stock_commands
-from streams.partition.agent import decide_records, run_agent
+from streams.partition.agent import decide_records, keyed_decoder, own_partitions, run_agent
 from streams.partition.owner import Decided, Owners
 from streams.orders.records import order_command_to_avro
 from streams.orders.saga import order_commands_for
@@ -61,15 +61,11 @@ _order_commands = order_command_codec()
 owners = Owners(settings, Path(settings.worker_data_dir), STOCK_TABLE)
 
 
+_decode = keyed_decoder(_commands, command_from_avro, lambda command: command.sku, "SKU")
+
+
 def decode_command(key: bytes | None, value: bytes | None) -> Command:
-    data = _commands.decode(value or b"")
-    try:
-        command = command_from_avro(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedRecordError(f"command does not map onto the domain: {exc}") from exc
-    if key is None or key.decode("utf-8", "replace") != command.sku:
-        # The key decides the partition and so the writer: a mismatch would break single-writer.
-        raise MalformedRecordError(f"record key {key!r} is not the command's SKU {command.sku!r}")
+    command = _decode(key, value)
     if (command.sku == CLOCK_KEY) != isinstance(command.body, Tick):
         raise MalformedRecordError(f"only a Tick goes to {CLOCK_KEY}, and only there")
     return command
@@ -111,12 +107,4 @@ async def process_stock_commands(stream):
                     settings.command_batch_seconds)
 
 
-@app.on_partitions_revoked.connect
-async def _release_revoked(sender, revoked, **kwargs) -> None:
-    """faust calls this once the revoked partitions' batches are done (stream_wait_empty)."""
-    await owners.release({tp.partition for tp in revoked if tp.topic == STOCK_COMMANDS})
-
-
-@app.on_before_shutdown.connect
-async def _close_owners(sender, **kwargs) -> None:
-    await owners.close()
+own_partitions(app, owners, STOCK_COMMANDS)

@@ -11,10 +11,9 @@ import logging
 from pathlib import Path
 from typing import Any, MutableMapping, Sequence
 
-from common.errors import MalformedRecordError
 from schemas import command_codec, warehouse_command_codec, warehouse_event_codec
 from streams.app import app, settings, warehouse_commands
-from streams.partition.agent import decide_records, run_agent
+from streams.partition.agent import decide_records, keyed_decoder, own_partitions, run_agent
 from streams.partition.owner import Decided, Owners
 from streams.stock.records import command_to_avro
 from streams.topics import (
@@ -43,16 +42,8 @@ _stock_commands = command_codec()
 owners = Owners(settings, Path(settings.worker_data_dir), WAREHOUSE_TABLE)
 
 
-def decode_warehouse_command(key: bytes | None, value: bytes | None) -> WarehouseCommand:
-    data = _commands.decode(value or b"")
-    try:
-        command = warehouse_command_from_avro(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedRecordError(f"command does not map onto the domain: {exc}") from exc
-    if key is None or key.decode("utf-8", "replace") != command.warehouse_id:
-        raise MalformedRecordError(f"record key {key!r} is not the command's warehouse "
-                                   f"{command.warehouse_id!r}")
-    return command
+decode_warehouse_command = keyed_decoder(_commands, warehouse_command_from_avro,
+                                         lambda command: command.warehouse_id, "warehouse")
 
 
 def _announce(decided: Decided, command: WarehouseCommand, facts: list[WarehouseEvent]) -> None:
@@ -77,11 +68,4 @@ async def process_warehouse_commands(stream):
                     settings.command_batch_seconds)
 
 
-@app.on_partitions_revoked.connect
-async def _release_revoked(sender, revoked, **kwargs) -> None:
-    await owners.release({tp.partition for tp in revoked if tp.topic == WAREHOUSE_COMMANDS})
-
-
-@app.on_before_shutdown.connect
-async def _close_owners(sender, **kwargs) -> None:
-    await owners.close()
+own_partitions(app, owners, WAREHOUSE_COMMANDS)
