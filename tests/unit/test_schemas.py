@@ -150,14 +150,13 @@ def test_a_body_newer_than_a_released_reader_is_refused_by_it_but_the_rest_is_st
     before anyone sends them)."""
     newest_released = max(released_writers(COMMAND_SCHEMA), key=lambda s: len(_union_members(s)))
     added = _union_members(load(COMMAND_SCHEMA))[len(_union_members(newest_released)):]
-    if not added:
-        pytest.skip("no body type added since the last release")
     old_reader = AvroCodec(parse_schema(newest_released, _write_hint=False), (load(COMMAND_SCHEMA),))
     reserve = command_to_avro(Command("c", "SKU-1", 1, Reserve("r", "o", "w", 2)))
     assert command_from_avro(old_reader.decode(command_codec().encode(reserve))) == command_from_avro(reserve)
-    newer = command_to_avro(Command("c", "SKU-1", 1, _NEWEST_BODIES[added[0]]))
-    with pytest.raises(SchemaError):
-        old_reader.decode(command_codec().encode(newer))
+    for name in added:  # none when no body type came since the last release
+        newer = command_to_avro(Command("c", "SKU-1", 1, _NEWEST_BODIES[name]))
+        with pytest.raises(SchemaError):
+            old_reader.decode(command_codec().encode(newer))
 
 
 @pytest.mark.parametrize("body", [CreateWarehouse("North", "Leeds", 500), ReceiveStock("SKU-1", 4, "delivery"),
