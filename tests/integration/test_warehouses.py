@@ -73,9 +73,9 @@ async def test_a_receipt_that_would_exceed_capacity_is_refused(client, settings,
     await assert_invariants(settings, engine, [shirts, socks])
 
 
-async def test_warehouses_are_listed_with_their_totals_and_bad_requests_are_refused(client):
+async def test_warehouses_are_listed_with_their_totals_and_bad_requests_are_refused(client, settings, engine):
     warehouse = await create_warehouse(client, 100)
-    await create_stocked_product(client, 30, warehouse)
+    stocked = await create_stocked_product(client, 30, warehouse)
     listed = {w["warehouse_id"]: w for w in (await client.get("/warehouses")).json()}
     assert listed[warehouse]["totals"]["total"] == 30 and listed[warehouse]["free"] == 70
     assert "default" in listed, "the default warehouse exists from the start"
@@ -89,6 +89,7 @@ async def test_warehouses_are_listed_with_their_totals_and_bad_requests_are_refu
     nowhere = await receive(client, sku, "no-such-warehouse", 1)
     assert (nowhere.status_code, nowhere.json()["reason"]) == (404, "UNKNOWN_WAREHOUSE")
     assert (await client.get("/warehouses/no-such-warehouse")).status_code == 404
+    await assert_invariants(settings, engine, [stocked, sku])
 
 
 async def test_concurrent_receipts_of_different_skus_never_exceed_capacity(client, settings, engine):
