@@ -11,7 +11,8 @@ from streams.orders.records import (
     OrderEventKind, OrderLine, OrderStatus, Part, PlaceOrder,
 )
 from streams.orders.store import OrderStore
-from streams.partition.batch import DELETED, TableBatch
+
+from .crash_batches import check_crash_inside_a_batch
 
 ORDER = "o-1"
 
@@ -126,42 +127,9 @@ def setup(table) -> None:
         store.handle(place(order, "ABC"))
 
 
-def replay(base: dict, writes) -> dict:
-    """The table recovered from a changelog holding ``base`` and then ``writes`` (as JSON, the
-    changelog's and the local state's encoding)."""
-    table = dict(base)
-    for key, value in writes:
-        if value is DELETED:
-            table.pop(key, None)
-        else:
-            table[key] = json.loads(json.dumps(value))
-    return table
-
-
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(ORDERS), body_strategy), min_size=1, max_size=30), st.data())
 def test_a_crash_inside_a_batch_then_redelivery_equals_no_crash(pairs, data):
     commands = [cmd(f"c{i}", body, order, at=i) for i, (order, body) in enumerate(pairs)]
-    clean: dict = {}
-    setup(clean)
-    expected = [OrderStore(clean, window=WINDOW).handle(c) for c in commands]
-
-    start = data.draw(st.integers(0, len(commands) - 1), label="batch start")
-    # A redelivery repeats at most a window's worth of an order's commands.
-    size = data.draw(st.integers(1, min(WINDOW, len(commands) - start)), label="batch size")
-    table: dict = {}
-    setup(table)
-    for c in commands[:start]:
-        OrderStore(table, window=WINDOW).handle(c)
-    batch = TableBatch(table)
-    batched = OrderStore(batch, window=WINDOW)
-    assert [batched.handle(c) for c in commands[start:start + size]] == expected[start:start + size]
-    writes = batch.writes()
-    kept = data.draw(st.integers(0, len(writes)), label="writes that reached the changelog")
-
-    # The worker dies; its successor recovers the table and gets the batch (and the rest) again.
-    recovered = OrderStore(replay(table, writes[:kept]), window=WINDOW)
-    assert [recovered.handle(c) for c in commands[start:]] == expected[start:]
-    assert recovered.table == clean
-    for order in ORDERS:
-        assert recovered.order(order) == OrderStore(clean).order(order)
+    check_crash_inside_a_batch(lambda table: OrderStore(table, window=WINDOW), setup, commands, data, WINDOW,
+                               lambda store, key: store.order(key), ORDERS)

@@ -4,11 +4,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.partition.batch import DELETED, TableBatch
 from streams.warehouses.records import (
     ConfirmSpace, CreateWarehouse, EventKind, FreeSpace, ReceiveStock, ReleaseSpace, WarehouseCommand,
 )
 from streams.warehouses.store import WarehouseStore
+
+from .crash_batches import check_crash_inside_a_batch
 
 WH = "north"
 
@@ -89,41 +90,9 @@ def setup(table) -> None:
         store.handle(cmd(f"create-{wh}", CreateWarehouse(wh.title(), "", 12), warehouse=wh))
 
 
-def replay(base: dict, writes) -> dict:
-    """The table recovered from a changelog holding ``base`` and then ``writes``."""
-    table = dict(base)
-    for key, value in writes:
-        if value is DELETED:
-            table.pop(key, None)
-        else:
-            table[key] = value
-    return table
-
-
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(WAREHOUSES), body_strategy), min_size=1, max_size=30), st.data())
 def test_a_crash_inside_a_batch_then_redelivery_equals_no_crash(pairs, data):
     commands = [cmd(f"c{i}", body, wh, at=i) for i, (wh, body) in enumerate(pairs)]
-    clean: dict = {}
-    setup(clean)
-    expected = [WarehouseStore(clean, window=WINDOW).handle(c) for c in commands]
-
-    start = data.draw(st.integers(0, len(commands) - 1), label="batch start")
-    # A redelivery repeats at most a window's worth of a warehouse's commands.
-    size = data.draw(st.integers(1, min(WINDOW, len(commands) - start)), label="batch size")
-    table: dict = {}
-    setup(table)
-    for c in commands[:start]:
-        WarehouseStore(table, window=WINDOW).handle(c)
-    batch = TableBatch(table)
-    batched = WarehouseStore(batch, window=WINDOW)
-    assert [batched.handle(c) for c in commands[start:start + size]] == expected[start:start + size]
-    writes = batch.writes()
-    kept = data.draw(st.integers(0, len(writes)), label="writes that reached the changelog")
-
-    # The worker dies; its successor recovers the table and gets the batch (and the rest) again.
-    recovered = WarehouseStore(replay(table, writes[:kept]), window=WINDOW)
-    assert [recovered.handle(c) for c in commands[start:]] == expected[start:]
-    assert recovered.table == clean
-    for wh in WAREHOUSES:
-        assert recovered.ledger(wh) == WarehouseStore(clean).ledger(wh)
+    check_crash_inside_a_batch(lambda table: WarehouseStore(table, window=WINDOW), setup, commands, data, WINDOW,
+                               lambda store, key: store.ledger(key), WAREHOUSES)
