@@ -12,6 +12,10 @@ PY=.venv/bin/python
 name=$1
 shift
 
+# One stack at a time on this machine (its ports are fixed): a second run waits for the first.
+exec 9>"${TMPDIR:-/tmp}/inventory-stack.lock"
+flock 9
+
 export STACK_KAFKA_DATA STACK_PG_DB=inventory_$name
 STACK_KAFKA_DATA=$(mktemp -d "${TMPDIR:-/tmp}/inventory-$name-kafka.XXXXXX")
 trap 'scripts/stack.sh stop; rm -rf "$STACK_KAFKA_DATA"' EXIT
