@@ -19,7 +19,7 @@ flock 9
 export STACK_KAFKA_DATA STACK_PG_DB=inventory_$name
 STACK_KAFKA_DATA=$(mktemp -d "${TMPDIR:-/tmp}/inventory-$name-kafka.XXXXXX")
 trap 'scripts/stack.sh stop; rm -rf "$STACK_KAFKA_DATA"' EXIT
-scripts/stack.sh start
+scripts/stack.sh start 9>&-  # the servers must not hold the lock
 scripts/stack.sh fresh-db
 eval "$(scripts/stack.sh env)"
 echo "[$name] migrating the read model"
