@@ -10,6 +10,10 @@ a whole order. The order's own single writer (partitioned by order id) runs the 
 - once no line waits for an answer the order is RESERVED (every line allocated) or BACKORDERED
   (some wait in a queue: it is RESERVED when the last of them is allocated); ``FulfilOrder``
   commits every part of a RESERVED order;
+- a line of an order that allows pre-orders may hold units announced as incoming: the order is
+  PREORDERED (not RESERVED) while any of them has not arrived; each arrival (``PartArrived``,
+  sent by the SKU's owner when a receipt brings them) lowers its part's ``awaiting``, and the
+  last one makes the order RESERVED, which can be fulfilled;
 - one rejected line rejects a PENDING order, and ``CancelOrder`` cancels a PENDING, BACKORDERED
   or RESERVED one: either way every ALLOCATED line is RELEASED and every BACKORDERED line
   WITHDRAWN (its queue entry cancelled) in the same event (compensation); a line whose
@@ -38,6 +42,7 @@ from streams.orders.records import (
     LineAllocated,
     LineBackordered,
     LineOutcome,
+    PartArrived,
     LineRejected,
     LineState,
     OrderCommand,
@@ -52,7 +57,8 @@ from streams.orders.records import (
 
 __all__ = ["decide", "evolve", "fold"]
 
-_OPEN = (OrderStatus.PENDING, OrderStatus.BACKORDERED, OrderStatus.RESERVED)  # what may still be cancelled
+_OPEN = (OrderStatus.PENDING, OrderStatus.BACKORDERED, OrderStatus.RESERVED,  # what may still be cancelled
+         OrderStatus.PREORDERED)
 _WAITING = (OrderStatus.PENDING, OrderStatus.BACKORDERED)  # what its lines' answers move on
 _ENDED = (OrderStatus.REJECTED, OrderStatus.CANCELLED)  # what compensates a late answer
 _LATE = {LineState.ALLOCATED: OrderEventKind.PARTS_RELEASED,  # a late answer's compensation
@@ -64,7 +70,7 @@ def _snapshot(after: OrderState, command: OrderCommand, index: int, kind: OrderE
     return OrderEvent(order_event_id(command.command_id, index), command.command_id, after.order_id,
                       after.seq, command.issued_at, command.sender, kind, after.status, after.customer,
                       after.preferred_warehouse, after.allow_backorders, after.strategy, after.lines,
-                      priority=after.priority, **facts)
+                      priority=after.priority, allow_preorders=after.allow_preorders, **facts)
 
 
 def _change(state: OrderState, command: OrderCommand, index: int, kind: OrderEventKind,
@@ -113,7 +119,20 @@ def _moved_on(after: OrderState, command: OrderCommand, line: int) -> list[Order
         if after.status is OrderStatus.BACKORDERED:
             return []
         return [_change(after, command, 1, OrderEventKind.ORDER_BACKORDERED, status=OrderStatus.BACKORDERED)]
-    return [_change(after, command, 1, OrderEventKind.ORDER_RESERVED, status=OrderStatus.RESERVED)]
+    return [_held(after, command, 1)]
+
+
+def _held(after: OrderState, command: OrderCommand, index: int) -> OrderEvent:
+    """Every line allocated: RESERVED, or PREORDERED while pre-ordered units have not arrived."""
+    if _awaiting(after):
+        return _change(after, command, index, OrderEventKind.ORDER_PREORDERED, status=OrderStatus.PREORDERED,
+                       detail=f"{_awaiting(after)} pre-ordered units have not arrived")
+    return _change(after, command, index, OrderEventKind.ORDER_RESERVED, status=OrderStatus.RESERVED)
+
+
+def _awaiting(state: OrderState) -> int:
+    """The pre-ordered units of the allocated lines that have not arrived."""
+    return sum(part.awaiting for o in state.lines if o.state is LineState.ALLOCATED for part in o.parts)
 
 
 def _invalid(body: PlaceOrder) -> str:
@@ -142,7 +161,7 @@ def _place(state: OrderState, command: OrderCommand, body: PlaceOrder) -> list[O
     return [_change(state, command, 0, OrderEventKind.ORDER_PLACED, status=OrderStatus.PENDING,
                     customer=body.customer, preferred_warehouse=body.preferred_warehouse,
                     allow_backorders=body.allow_backorders, strategy=body.strategy,
-                    priority=body.priority, lines=lines)]
+                    priority=body.priority, lines=lines, allow_preorders=body.allow_preorders)]
 
 
 def _awaited(state: OrderState, command: OrderCommand, number: int,
@@ -192,6 +211,21 @@ def _rejected(state: OrderState, command: OrderCommand, body: LineRejected) -> l
                                status=OrderStatus.REJECTED, detail=detail)]
 
 
+def _arrived(state: OrderState, command: OrderCommand, body: PartArrived) -> list[OrderEvent]:
+    """Pre-ordered units of a part arrived (also of a line released since: harmless)."""
+    line = next((o for o in state.lines if any(p.reservation_id == body.reservation_id for p in o.parts)), None)
+    if line is None:
+        return _refuse(state, command, OrderRefusal.OTHER, f"no part {body.reservation_id} in order {state.order_id}")
+    parts = tuple(replace(p, awaiting=min(p.awaiting, body.awaiting)) if p.reservation_id == body.reservation_id
+                  else p for p in line.parts)
+    first = _change(state, command, 0, OrderEventKind.PART_ARRIVED, lines=_with_line(state.lines, line.line, parts=parts),
+                    detail=f"line {line.line}: {body.awaiting} units of {body.reservation_id} still to arrive")
+    after = evolve(state, first)
+    if after.status is not OrderStatus.PREORDERED or _awaiting(after):
+        return [first]
+    return [first, _held(after, command, 1)]
+
+
 def _cancel(state: OrderState, command: OrderCommand, body: CancelOrder) -> list[OrderEvent]:
     if state.status not in _OPEN:
         return _refuse(state, command, OrderRefusal.NOT_CANCELLABLE, f"order {state.order_id} is {state.status}")
@@ -201,7 +235,8 @@ def _cancel(state: OrderState, command: OrderCommand, body: CancelOrder) -> list
 
 def _fulfil(state: OrderState, command: OrderCommand, body: FulfilOrder) -> list[OrderEvent]:
     if state.status is not OrderStatus.RESERVED:
-        return _refuse(state, command, OrderRefusal.NOT_RESERVED, f"order {state.order_id} is {state.status}")
+        waiting = f": {_awaiting(state)} pre-ordered units have not arrived" if _awaiting(state) else ""
+        return _refuse(state, command, OrderRefusal.NOT_RESERVED, f"order {state.order_id} is {state.status}{waiting}")
     lines, committed = _settle(state.lines, LineState.COMMITTED)  # RESERVED: every line is allocated
     return [_change(state, command, 0, OrderEventKind.ORDER_FULFILLED, status=OrderStatus.FULFILLED,
                     lines=lines, committed=committed)]
@@ -209,7 +244,7 @@ def _fulfil(state: OrderState, command: OrderCommand, body: FulfilOrder) -> list
 
 _DECIDERS: dict[type, Callable[[OrderState, OrderCommand, Any], list[OrderEvent]]] = {
     PlaceOrder: _place, LineAllocated: _allocated, LineRejected: _rejected, CancelOrder: _cancel,
-    FulfilOrder: _fulfil, LineBackordered: _backordered,
+    FulfilOrder: _fulfil, LineBackordered: _backordered, PartArrived: _arrived,
 }
 
 
@@ -229,7 +264,8 @@ def evolve(state: OrderState, event: OrderEvent) -> OrderState:
         return state
     return replace(state, status=event.status, customer=event.customer,
                    preferred_warehouse=event.preferred_warehouse, allow_backorders=event.allow_backorders,
-                   strategy=event.strategy, priority=event.priority, lines=event.lines, seq=event.seq)
+                   strategy=event.strategy, priority=event.priority, lines=event.lines, seq=event.seq,
+                   allow_preorders=event.allow_preorders)
 
 
 def fold(state: OrderState, events: Iterable[OrderEvent]) -> OrderState:

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Union
 __all__ = [
     "OrderStatus", "LineState", "OrderEventKind", "OrderRefusal", "OrderLine", "Part",
     "LineOutcome", "OrderState", "PlaceOrder", "CancelOrder", "FulfilOrder", "LineAllocated",
-    "LineRejected", "LineBackordered", "OrderCommandBody", "OrderCommand", "OrderEvent", "MAX_LINES",
+    "LineRejected", "LineBackordered", "PartArrived", "OrderCommandBody", "OrderCommand", "OrderEvent", "MAX_LINES",
     "order_event_id", "order_command_to_avro", "order_command_from_avro", "order_event_to_avro",
     "order_event_from_avro", "lines_to_avro", "lines_from_avro",
 ]
@@ -32,6 +32,7 @@ class OrderStatus(StrEnum):
     BACKORDERED = "BACKORDERED"  # every line answered, none rejected, some wait in their SKUs' queues
     CANCELLED = "CANCELLED"
     FULFILLED = "FULFILLED"  # shipped: every reservation committed
+    PREORDERED = "PREORDERED"  # every line is allocated, but pre-ordered units have not all arrived
 
 
 class LineState(StrEnum):
@@ -57,6 +58,8 @@ class OrderEventKind(StrEnum):
     LINE_BACKORDERED = "LineBackordered"
     ORDER_BACKORDERED = "OrderBackordered"
     BACKORDER_WITHDRAWN = "BackorderWithdrawn"  # a line backordered after its order was rejected or cancelled
+    ORDER_PREORDERED = "OrderPreordered"
+    PART_ARRIVED = "PartArrived"  # pre-ordered units of a part arrived
 
 
 class OrderRefusal(StrEnum):
@@ -81,6 +84,7 @@ class Part:
     warehouse: str
     quantity: int
     reservation_id: str
+    awaiting: int = 0  # of quantity, pre-ordered units that have not arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,7 @@ class OrderState:
     priority: tuple[str, ...] = ()
     lines: tuple[LineOutcome, ...] = ()
     seq: int = 0
+    allow_preorders: bool = False
 
     @property
     def exists(self) -> bool:
@@ -125,6 +130,7 @@ class PlaceOrder:
     allow_backorders: bool = False
     strategy: str = "priority"  # the stock area's allocation strategy: "priority" or "most_stock"
     priority: tuple[str, ...] = ()  # warehouses in the order to take from, for "priority"
+    allow_preorders: bool = False  # lines may hold incoming units when those on hand do not cover them
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,17 @@ class LineBackordered:
     position: int  # 1-based place in the SKU's queue when it was queued
 
 
-OrderCommandBody = Union[PlaceOrder, CancelOrder, FulfilOrder, LineAllocated, LineRejected, LineBackordered]
+@dataclass(frozen=True, slots=True)
+class PartArrived:
+    """Pre-ordered units of a part arrived at its warehouse (sent by the stock agent, id
+    ``arrived:<reservation>:<awaiting>``)."""
+
+    reservation_id: str
+    awaiting: int  # units of the part still to arrive
+
+
+OrderCommandBody = Union[PlaceOrder, CancelOrder, FulfilOrder, LineAllocated, LineRejected, LineBackordered,
+                         PartArrived]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +221,7 @@ class OrderEvent:
     released: tuple[int, ...] = ()
     committed: tuple[int, ...] = ()
     withdrawn: tuple[int, ...] = ()
+    allow_preorders: bool = False
 
     @property
     def refused(self) -> bool:
@@ -236,7 +253,7 @@ def _avro(value: Any) -> Any:
 
 
 def _parts(data: Iterable[Mapping[str, Any]]) -> tuple[Part, ...]:
-    return tuple(Part(p["warehouse"], p["quantity"], p["reservation_id"]) for p in data)
+    return tuple(Part(p["warehouse"], p["quantity"], p["reservation_id"], p.get("awaiting", 0)) for p in data)
 
 
 def lines_to_avro(lines: Iterable[LineOutcome]) -> list[dict[str, Any]]:
@@ -251,7 +268,7 @@ def lines_from_avro(data: Iterable[Mapping[str, Any]]) -> tuple[LineOutcome, ...
 def _place_order(data: Mapping[str, Any]) -> PlaceOrder:
     return PlaceOrder(data["customer"], tuple(OrderLine(x["sku"], x["quantity"]) for x in data["lines"]),
                       data["preferred_warehouse"], data["allow_backorders"], data["strategy"],
-                      tuple(data["priority"]))
+                      tuple(data["priority"]), data.get("allow_preorders", False))
 
 
 _BODY_READERS = {
@@ -261,6 +278,7 @@ _BODY_READERS = {
     "LineAllocated": lambda data: LineAllocated(data["line"], _parts(data["parts"])),
     "LineRejected": lambda data: LineRejected(data["line"], data["reason"], data["detail"]),
     "LineBackordered": lambda data: LineBackordered(data["line"], data["position"]),
+    "PartArrived": lambda data: PartArrived(data["reservation_id"], data["awaiting"]),
 }
 
 

@@ -7,12 +7,14 @@ the remembered events) sends the same commands again and the receiver's command 
 them:
 
 - order ``OrderPlaced`` -> stock ``AllocateLine`` per line (``backorder`` if the order allows
-  backorders), id ``allocate:<order>:<line>``;
+  backorders, ``preorder`` if it allows pre-orders), id ``allocate:<order>:<line>``;
 - any stock decision's ``Allocated`` events -> order ``LineAllocated`` (its parts), id
   ``allocated:<order>:<line>``, and its ``Backordered`` events -> ``LineBackordered``, id
   ``backordered:<order>:<line>``: a queued line is served by whatever decision brings its stock
   (a receipt, a release, an expiry...), so one decision may answer several orders; and the
-  rejection of an ``AllocateLine`` -> ``LineRejected``, id ``allocated:<order>:<line>``;
+  rejection of an ``AllocateLine`` -> ``LineRejected``, id ``allocated:<order>:<line>``; a
+  receipt's ``PreorderArrived`` of an order's part -> ``PartArrived``, id
+  ``arrived:<reservation>:<units still awaited>`` (each arrival awaits fewer: a new id);
 - an order event's ``released`` lines -> stock ``Release`` per part, id ``release:<reservation>``;
   its ``committed`` lines -> ``Commit`` per part, id ``commit:<reservation>``; its ``withdrawn``
   lines -> ``CancelBackorder``, id ``unqueue:<order>:<line>`` (rejected by the SKU if it served
@@ -34,7 +36,9 @@ from streams.orders.records import (
     OrderEvent,
     OrderEventKind,
     Part,
+    PartArrived,
 )
+from streams.stock.allocation import reservation_id_for
 from streams.stock.records import (
     AllocateLine,
     Allocated,
@@ -43,6 +47,7 @@ from streams.stock.records import (
     Command,
     Commit,
     Event,
+    PreorderArrived,
     Release,
 )
 
@@ -70,7 +75,8 @@ def _allocations(event: OrderEvent) -> list[Command]:
     return [Command(f"allocate:{event.order_id}:{line.line}", line.sku, event.occurred_at,
                     AllocateLine(event.order_id, line.line, line.quantity,
                                  preferred_warehouse=event.preferred_warehouse, strategy=event.strategy,
-                                 priority=event.priority, backorder=event.allow_backorders),
+                                 priority=event.priority, backorder=event.allow_backorders,
+                                 preorder=event.allow_preorders),
                     ORDER_SENDER)
             for line in event.lines]
 
@@ -91,9 +97,11 @@ def _settlements(event: OrderEvent, numbers: tuple[int, ...], body: type[Release
 def order_commands_for(command: Command, events: Iterable[Event]) -> list[OrderCommand]:
     """The order commands a stock decision sends: an answer for each line its events allocated or
     queued, whatever the command (a receipt may serve the queued lines of several orders), and
-    the rejection of an ``AllocateLine`` they did neither."""
+    the rejection of an ``AllocateLine`` they did neither, and the arrival of pre-ordered units of
+    an order's part."""
     events = list(events)
     out = [_answer(command, event) for event in events if isinstance(event.body, (Allocated, Backordered))]
+    out.extend(_arrival(command, event) for event in events if _is_order_part(event))
     if isinstance(command.body, AllocateLine) and not _answered(command.body, events):
         out.append(_rejection(command, command.body, events))
     return out
@@ -103,11 +111,28 @@ def _answer(command: Command, event: Event) -> OrderCommand:
     """The order's ``LineAllocated`` (its parts) or ``LineBackordered`` for one stock event."""
     body = event.body
     if isinstance(body, Allocated):
-        parts = tuple(Part(p.warehouse, p.quantity, p.reservation_id) for p in body.parts)
+        parts = tuple(Part(p.warehouse, p.quantity, p.reservation_id, p.awaiting) for p in body.parts)
         return OrderCommand(f"allocated:{body.order_id}:{body.line}", body.order_id, command.issued_at,
                             LineAllocated(body.line, parts), STOCK_SENDER)
     return OrderCommand(f"backordered:{body.order_id}:{body.line}", body.order_id, command.issued_at,
                         LineBackordered(body.line, body.position), STOCK_SENDER)
+
+
+def _is_order_part(event: Event) -> bool:
+    """Whether ``event`` is an arrival for a part of an order's line (``<order>:<line>:<warehouse>``);
+    a reservation made directly (``POST /reservations``) has no order to tell."""
+    body = event.body
+    if not isinstance(body, PreorderArrived):
+        return False
+    middle = body.reservation_id.removeprefix(f"{body.order_id}:").removesuffix(f":{event.warehouse}")
+    return middle.isdigit() and body.reservation_id == reservation_id_for(body.order_id, int(middle),
+                                                                          event.warehouse)
+
+
+def _arrival(command: Command, event: Event) -> OrderCommand:
+    body = event.body
+    return OrderCommand(f"arrived:{body.reservation_id}:{body.awaiting}", body.order_id, command.issued_at,
+                        PartArrived(body.reservation_id, body.awaiting), STOCK_SENDER)
 
 
 def _answered(line: AllocateLine, events: list[Event]) -> bool:

@@ -27,7 +27,8 @@ def _dump(state: OrderState) -> dict[str, Any]:
     return {"id": state.order_id, "status": None if state.status is None else str(state.status),
             "customer": state.customer, "preferred_warehouse": state.preferred_warehouse,
             "allow_backorders": state.allow_backorders, "strategy": state.strategy,
-            "priority": list(state.priority), "lines": lines_to_avro(state.lines), "seq": state.seq}
+            "priority": list(state.priority), "lines": lines_to_avro(state.lines), "seq": state.seq,
+            "allow_preorders": state.allow_preorders}
 
 
 def _load(order_id: str, data: dict[str, Any] | None) -> OrderState:
@@ -36,7 +37,7 @@ def _load(order_id: str, data: dict[str, Any] | None) -> OrderState:
     status = None if data["status"] is None else OrderStatus(data["status"])
     return OrderState(order_id, status, data["customer"], data["preferred_warehouse"],
                       data["allow_backorders"], data["strategy"], tuple(data["priority"]),
-                      lines_from_avro(data["lines"]), data["seq"])
+                      lines_from_avro(data["lines"]), data["seq"], data.get("allow_preorders", False))
 
 
 RULES = Rules(decide, fold, _load, _dump, order_event_to_avro, order_event_from_avro)

@@ -18,6 +18,13 @@ gets no stock, and every decision ends by serving the head, with the same ``Allo
 ``Reserved`` events as a line allocated at once, while it can be planned. So after any decision
 the queue is empty or its head cannot be planned.
 
+A pre-order holds units announced as incoming (``AnnounceIncoming``) when those available do
+not cover it: on hand first, the rest ``awaiting`` on the warehouse's ``incoming`` units
+(``preordered`` of them). A receipt into the warehouse turns awaiting units into ordinary reserved
+ones, oldest hold first (one ``PreorderArrived`` per hold after its ``StockAdjusted``); a hold
+still awaiting units cannot be committed. So ``reserved <= on_hand`` and ``preordered <=
+incoming`` after every event.
+
 Time is data here too: a reservation's deadline is its command's ``issued_at`` plus its TTL, and
 it expires by an ``Expire`` whose ``issued_at`` is the time of a ``Tick`` read from the log.
 """
@@ -30,6 +37,8 @@ from typing import Callable, Iterable, Mapping
 from streams.stock.allocation import STRATEGIES, plan, reservation_id_for
 from streams.stock.records import (
     AdjustStock,
+    AnnounceIncoming,
+    Awaiting,
     AllocateLine,
     Allocated,
     AllocationPart,
@@ -48,8 +57,10 @@ from streams.stock.records import (
     EventBody,
     Expire,
     Expired,
+    IncomingAnnounced,
     Level,
     LowStockThresholdSet,
+    PreorderArrived,
     Product,
     ProductCreated,
     RejectReason,
@@ -91,6 +102,9 @@ def _event(state: SkuState, command: Command, body: EventBody, warehouse: str,
         warehouse=warehouse,
         on_hand=level.on_hand,
         reserved=level.reserved,
+        incoming=level.incoming,
+        preordered=level.preordered,
+        expected_at=level.expected_at,
         on_hand_delta=level.on_hand - before.on_hand,
         reserved_delta=level.reserved - before.reserved,
         body=body,
@@ -153,12 +167,76 @@ def _adjust_stock(state: SkuState, command: Command, body: AdjustStock) -> list[
                        f"a receipt goes through warehouse {body.warehouse}'s capacity ledger",
                        body.warehouse)
     before = state.level(body.warehouse)
-    after = Level(before.on_hand + body.quantity, before.reserved)
-    if after.on_hand < after.reserved:
+    if before.on_hand + body.quantity < before.reserved:
         # Stock held by reservations cannot be removed; only the available part can.
         detail = f"can remove at most {before.available}, asked {-body.quantity}"
         return _reject(state, command, RejectReason.INSUFFICIENT_STOCK, detail, body.warehouse)
-    return [_event(state, command, StockAdjusted(body.quantity, body.reason), body.warehouse, after)]
+    if body.quantity < 0:
+        after = replace(before, on_hand=before.on_hand + body.quantity)
+        return [_event(state, command, StockAdjusted(body.quantity, body.reason), body.warehouse, after)]
+    return _receive(state, command, body)
+
+
+def _receive(state: SkuState, command: Command, body: AdjustStock) -> list[Event]:
+    """A receipt: its units arrive for the pre-orders first (as many as it brings), then the
+    rest of the incoming units announced, then any more are just stock."""
+    before = state.level(body.warehouse)
+    arrived = min(body.quantity, before.incoming)
+    for_preorders = min(body.quantity, before.preordered)
+    # The pre-ordered units stay incoming until their PreorderArrived: preordered <= incoming.
+    after = _incoming(before, on_hand=before.on_hand + body.quantity,
+                      incoming=before.incoming - arrived + for_preorders)
+    events = [_event(state, command, StockAdjusted(body.quantity, body.reason), body.warehouse, after)]
+    return events + _arrive(fold(state, events), command, body.warehouse, for_preorders, len(events))
+
+
+def _incoming(before: Level, **changes: int) -> Level:
+    """``before`` changed; a warehouse with no incoming units left expects none."""
+    after = replace(before, **changes)
+    return after if after.incoming else replace(after, expected_at=0)
+
+
+def _arrive(state: SkuState, command: Command, warehouse: str, units: int, index: int) -> list[Event]:
+    """``units`` of the warehouse's pre-orders arrived: holds awaiting units there, oldest first,
+    take them, each its ``PreorderArrived``, the ``index``-th event of ``command`` on."""
+    events: list[Event] = []
+    for waiting in [a for a in state.awaiting if a.warehouse == warehouse]:
+        if units == 0:
+            break
+        take = min(units, waiting.units)
+        units -= take
+        before = state.level(warehouse)
+        after = _incoming(before, reserved=before.reserved + take, preordered=before.preordered - take,
+                          incoming=before.incoming - take)
+        fact = PreorderArrived(waiting.reservation_id, waiting.order_id, take, waiting.units - take)
+        events.append(_event(state, command, fact, warehouse, after, index + len(events)))
+        state = evolve(state, events[-1])
+    return events
+
+
+def _announce(state: SkuState, command: Command, body: AnnounceIncoming) -> list[Event]:
+    if state.product is None:
+        return _reject(state, command, RejectReason.UNKNOWN_PRODUCT, f"no product {state.sku}")
+    if bundle := _holds_no_stock(state):
+        return _reject(state, command, RejectReason.BUNDLE_HOLDS_NO_STOCK, bundle, body.warehouse)
+    if not body.warehouse:
+        return _reject(state, command, RejectReason.OTHER, "warehouse must not be empty")
+    if body.quantity == 0:
+        return _reject(state, command, RejectReason.INVALID_QUANTITY, "quantity must not be 0",
+                       body.warehouse)
+    if body.quantity > 0 and body.expected_at <= 0:
+        return _reject(state, command, RejectReason.OTHER, "incoming units need an expected date",
+                       body.warehouse)
+    before = state.level(body.warehouse)
+    if before.incoming + body.quantity < before.preordered:
+        return _reject(state, command, RejectReason.INSUFFICIENT_STOCK,
+                       f"can withdraw at most {before.preorderable} incoming units: {before.preordered} "
+                       f"are pre-ordered", body.warehouse)
+    # One date per warehouse: the latest announced, so every unit announced is expected by then.
+    expected_at = max(before.expected_at, body.expected_at) if body.quantity > 0 else before.expected_at
+    after = _incoming(before, incoming=before.incoming + body.quantity, expected_at=expected_at)
+    fact = IncomingAnnounced(body.quantity, body.expected_at)
+    return [_event(state, command, fact, body.warehouse, after)]
 
 
 def _set_threshold(state: SkuState, command: Command, body: SetLowStockThreshold) -> list[Event]:
@@ -196,13 +274,26 @@ def _reserve(state: SkuState, command: Command, body: Reserve) -> list[Event]:
     before = state.level(body.warehouse)
     if body.ttl_ms < 0:
         return rejected(RejectReason.OTHER, "ttl must not be negative")
-    if before.available < body.quantity:
+    coverable = before.available + (before.preorderable if body.preorder else 0)
+    if coverable < body.quantity:
+        incoming = f" and {before.preorderable} incoming" if body.preorder else ""
         return rejected(RejectReason.INSUFFICIENT_STOCK,
-                        f"available {before.available}, asked {body.quantity}")
-    after = Level(before.on_hand, before.reserved + body.quantity)
+                        f"available {before.available}{incoming}, asked {body.quantity}")
     expires_at = command.issued_at + body.ttl_ms if body.ttl_ms else 0
-    fact = Reserved(body.reservation_id, body.order_id, body.quantity, expires_at=expires_at)
-    return [_event(state, command, fact, body.warehouse, after)]
+    return [_held(state, command, body.reservation_id, body.order_id, body.warehouse, body.quantity,
+                  expires_at)]
+
+
+def _held(state: SkuState, command: Command, reservation_id: str, order_id: str, warehouse: str,
+          quantity: int, expires_at: int, index: int = 0) -> Event:
+    """The ``Reserved`` of ``quantity`` units in ``warehouse``: on hand first, the rest (a
+    pre-order's) awaiting its incoming units. The caller made sure they cover it."""
+    before = state.level(warehouse)
+    awaiting = max(0, quantity - before.available)
+    after = replace(before, reserved=before.reserved + quantity - awaiting,
+                    preordered=before.preordered + awaiting)
+    fact = Reserved(reservation_id, order_id, quantity, expires_at=expires_at, awaiting=awaiting)
+    return _event(state, command, fact, warehouse, after, index)
 
 
 def _end_reservation(state: SkuState, command: Command, body: Release | Commit | Expire) -> list[Event]:
@@ -225,20 +316,55 @@ def _end_reservation(state: SkuState, command: Command, body: Release | Commit |
         return _reject(state, command, RejectReason.RESERVATION_EXPIRED,
                        f"reservation {held.reservation_id} expired at {held.expires_at}",
                        held.warehouse, held.reservation_id)
+    awaiting = _awaiting(state, held.reservation_id)
     before = state.level(held.warehouse)
+    if isinstance(body, Commit) and awaiting:
+        return _reject(state, command, RejectReason.PREORDER_NOT_ARRIVED,
+                       f"{awaiting} units of reservation {held.reservation_id} have not arrived "
+                       f"(expected at {before.expected_at})", held.warehouse, held.reservation_id)
     if isinstance(body, Commit):  # fulfilled: the held units leave the warehouse
-        after = Level(before.on_hand - held.quantity, before.reserved - held.quantity)
+        after = replace(before, on_hand=before.on_hand - held.quantity, reserved=before.reserved - held.quantity)
         fact: EventBody = Committed(held.reservation_id, held.order_id, held.quantity)
-    else:  # released or expired: the held units are available again
-        after = Level(before.on_hand, before.reserved - held.quantity)
+    else:  # released or expired: the held units are available again, or pre-orderable
+        after = replace(before, reserved=before.reserved - (held.quantity - awaiting),
+                        preordered=before.preordered - awaiting)
         ended = Expired if isinstance(body, Expire) else Released
         fact = ended(held.reservation_id, held.order_id, held.quantity)
     return [_event(state, command, fact, held.warehouse, after)]
 
 
+def _awaiting(state: SkuState, reservation_id: str) -> int:
+    return sum(a.units for a in state.awaiting if a.reservation_id == reservation_id)
+
+
 def _seen(state: SkuState) -> dict[str, int]:
     """The units available per warehouse, by name: what a line's plan is made on (and records)."""
     return {wh: level.available for wh, level in sorted(state.levels.items())}
+
+
+def _incoming_seen(state: SkuState) -> dict[str, int]:
+    """The incoming units not pre-ordered yet per warehouse: what a pre-order's plan may add."""
+    return {wh: level.preorderable for wh, level in sorted(state.levels.items()) if level.preorderable > 0}
+
+
+def _plan_line(state: SkuState, line: AllocateLine | Backorder) -> tuple[list[tuple[str, int]] | None, dict[str, int]]:
+    """The line's plan, and the incoming units it was made on ({}: on available units only).
+    A pre-order takes every unit available first, then the rest from incoming units, so as few
+    of its units as possible wait."""
+    seen = _seen(state)
+    planned = plan(seen, line.quantity, line.preferred_warehouse, line.strategy, line.priority)
+    if planned is not None or not line.preorder:
+        return planned, {}
+    incoming = _incoming_seen(state)
+    on_hand = sum(seen.values())
+    rest = plan(incoming, line.quantity - on_hand, line.preferred_warehouse, line.strategy, line.priority)
+    if rest is None:
+        return None, incoming
+    first = plan(seen, on_hand, line.preferred_warehouse, line.strategy, line.priority) if on_hand else []
+    merged: dict[str, int] = {}
+    for warehouse, units in [*first, *rest]:
+        merged[warehouse] = merged.get(warehouse, 0) + units
+    return list(merged.items()), incoming
 
 
 def _allocate_line(state: SkuState, command: Command, body: AllocateLine) -> list[Event]:
@@ -261,38 +387,37 @@ def _allocate_line(state: SkuState, command: Command, body: AllocateLine) -> lis
         return rejected(RejectReason.OTHER, "ttl must not be negative")
     # Strict FIFO: while lines wait, the units available are theirs, whatever this line needs.
     waiting = len(state.backorders)
-    planned = None if waiting else plan(seen, body.quantity, body.preferred_warehouse, body.strategy,
-                                        body.priority)
+    planned, incoming = (None, {}) if waiting else _plan_line(state, body)
     if planned is None and body.backorder:
         return _queue(state, command, body, rejected)
     if waiting:
         return rejected(RejectReason.INSUFFICIENT_STOCK,
                         f"the units available are promised to {waiting} waiting backorders first")
     if planned is None:
+        preorderable = f" and {sum(_incoming_seen(state).values())} incoming" if body.preorder else ""
         return rejected(RejectReason.INSUFFICIENT_STOCK,
-                        f"available {sum(seen.values())} in all warehouses, asked {body.quantity}")
+                        f"available {sum(seen.values())}{preorderable} in all warehouses, asked {body.quantity}")
     taken = [rid for wh, _ in planned
              if (rid := reservation_id_for(body.order_id, body.line, wh)) in state.reservations]
     if taken:  # the line was allocated before (its command fell out of the dedup window)
         return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {taken[0]} exists")
-    return _hold(state, command, body, seen, planned)
+    return _hold(state, command, body, planned, incoming)
 
 
-def _hold(state: SkuState, command: Command, line: AllocateLine | Backorder, seen: Mapping[str, int],
-          planned: list[tuple[str, int]], index: int = 0) -> list[Event]:
+def _hold(state: SkuState, command: Command, line: AllocateLine | Backorder, planned: list[tuple[str, int]],
+          incoming: Mapping[str, int], index: int = 0) -> list[Event]:
     """A line's plan as facts, the ``index``-th event of ``command`` on: ``Allocated``, then one
     ``Reserved`` per part, each decided on the state the one before leaves. One function for a
     line allocated at once and a backorder served later, so both are held the same way."""
-    parts = tuple(AllocationPart(wh, units, reservation_id_for(line.order_id, line.line, wh))
+    parts = tuple(AllocationPart(wh, units, reservation_id_for(line.order_id, line.line, wh),
+                                 max(0, units - state.level(wh).available))
                   for wh, units in planned)
-    events = [_event(state, command, Allocated(line.order_id, line.line, line.quantity, line.strategy,
-                                               seen, parts), "", index=index)]
+    fact = Allocated(line.order_id, line.line, line.quantity, line.strategy, _seen(state), parts, incoming)
+    events = [_event(state, command, fact, "", index=index)]
     expires_at = command.issued_at + line.ttl_ms if line.ttl_ms else 0
     for offset, part in enumerate(parts, start=1):
-        before = state.level(part.warehouse)
-        after = Level(before.on_hand, before.reserved + part.quantity)
-        fact = Reserved(part.reservation_id, line.order_id, part.quantity, expires_at=expires_at)
-        events.append(_event(state, command, fact, part.warehouse, after, index + offset))
+        events.append(_held(state, command, part.reservation_id, line.order_id, part.warehouse,
+                            part.quantity, expires_at, index + offset))
         state = evolve(state, events[-1])
     return events
 
@@ -307,7 +432,7 @@ def _queue(state: SkuState, command: Command, body: AllocateLine,
     if held:
         return rejected(RejectReason.RESERVATION_EXISTS, f"reservation {held[0]} exists")
     fact = Backordered(body.order_id, body.line, body.quantity, len(state.backorders) + 1,
-                       body.preferred_warehouse, body.strategy, body.priority, body.ttl_ms)
+                       body.preferred_warehouse, body.strategy, body.priority, body.ttl_ms, body.preorder)
     return [_event(state, command, fact, "")]
 
 
@@ -333,12 +458,10 @@ def _serve(state: SkuState, command: Command, index: int) -> list[Event]:
     longer, so a big line is not starved by small ones behind it."""
     events: list[Event] = []
     while state.backorders:
-        head = state.backorders[0]
-        seen = _seen(state)
-        planned = plan(seen, head.quantity, head.preferred_warehouse, head.strategy, head.priority)
+        planned, incoming = _plan_line(state, state.backorders[0])
         if planned is None:
             break
-        held = _hold(state, command, head, seen, planned, index + len(events))
+        held = _hold(state, command, state.backorders[0], planned, incoming, index + len(events))
         events.extend(held)
         state = fold(state, held)
     return events
@@ -364,7 +487,7 @@ def _transfer_out(state: SkuState, command: Command, body: TransferStock) -> lis
     if before.available < body.quantity:
         return _reject(state, command, RejectReason.INSUFFICIENT_STOCK,
                        f"available {before.available} in {body.source}, asked {body.quantity}", body.source)
-    after = Level(before.on_hand - body.quantity, before.reserved)
+    after = replace(before, on_hand=before.on_hand - body.quantity)
     fact = TransferredOut(command.command_id, body.destination, body.quantity)
     return [_event(state, command, fact, body.source, after)]
 
@@ -375,7 +498,7 @@ def _transfer_in(state: SkuState, command: Command, body: ArriveTransfer) -> lis
         return _reject(state, command, RejectReason.OTHER, f"no transfer {body.transfer_id} on its way")
     source, destination, quantity = moving
     before = state.level(destination)
-    after = Level(before.on_hand + quantity, before.reserved)
+    after = replace(before, on_hand=before.on_hand + quantity)
     return [_event(state, command, TransferArrived(body.transfer_id, source, quantity), destination, after)]
 
 
@@ -391,6 +514,7 @@ _DECIDERS: dict[type, Callable[[SkuState, Command, object], list[Event]]] = {
     TransferStock: _transfer_out,
     ArriveTransfer: _transfer_in,
     CancelBackorder: _cancel_backorder,
+    AnnounceIncoming: _announce,
 }
 
 
@@ -416,7 +540,7 @@ def evolve(state: SkuState, event: Event) -> SkuState:
         product = Product(body.name, body.description, body.category, body.parent, body.attributes,
                           body.components)
         return replace(state, product=product, seq=event.seq)
-    levels = {**state.levels, event.warehouse: Level(event.on_hand, event.reserved)}
+    levels = {**state.levels, event.warehouse: event.level}
     reservations = state.reservations
     if isinstance(body, Reserved):
         held = Reservation(body.reservation_id, body.order_id, state.sku, event.warehouse,
@@ -431,7 +555,21 @@ def evolve(state: SkuState, event: Event) -> SkuState:
     if isinstance(body, LowStockThresholdSet):
         thresholds = {**thresholds, event.warehouse: body.threshold}
     return replace(state, levels=levels, reservations=reservations, seq=event.seq, thresholds=thresholds,
-                   in_transit=_in_transit(state, event))
+                   in_transit=_in_transit(state, event), awaiting=_still_awaiting(state, event))
+
+
+def _still_awaiting(state: SkuState, event: Event) -> tuple[Awaiting, ...]:
+    """The pre-orders' units still to arrive after ``event``: a pre-order's hold adds its
+    own at the tail; an arrival takes some; a hold that ends takes its own away."""
+    body = event.body
+    if isinstance(body, Reserved) and body.awaiting:
+        return (*state.awaiting, Awaiting(body.reservation_id, body.order_id, event.warehouse, body.awaiting))
+    if isinstance(body, PreorderArrived):
+        return tuple(replace(a, units=body.awaiting) if a.reservation_id == body.reservation_id else a
+                     for a in state.awaiting if a.reservation_id != body.reservation_id or body.awaiting)
+    if isinstance(body, (Released, Committed, Expired)):
+        return tuple(a for a in state.awaiting if a.reservation_id != body.reservation_id)
+    return state.awaiting
 
 
 def _in_transit(state: SkuState, event: Event) -> Mapping[str, tuple[str, str, int]]:
@@ -449,7 +587,7 @@ def _backorders(queue: tuple[Backorder, ...],
     ``Allocated`` of the head pops it; any other is of a line allocated at once, the queue empty)."""
     if isinstance(body, Backordered):
         return (*queue, Backorder(body.order_id, body.line, body.quantity, body.preferred_warehouse,
-                                  body.strategy, body.priority, body.ttl_ms))
+                                  body.strategy, body.priority, body.ttl_ms, body.preorder))
     if isinstance(body, BackorderCancelled):
         return tuple(b for b in queue if (b.order_id, b.line) != (body.order_id, body.line))
     if queue and (queue[0].order_id, queue[0].line) == (body.order_id, body.line):

@@ -19,6 +19,7 @@ __all__ = [
     "Product",
     "Reservation",
     "Backorder",
+    "Awaiting",
     "SkuState",
     "CreateProduct",
     "AdjustStock",
@@ -32,6 +33,7 @@ __all__ = [
     "TransferStock",
     "ArriveTransfer",
     "CancelBackorder",
+    "AnnounceIncoming",
     "TransferredOut",
     "TransferArrived",
     "CLOCK_KEY",
@@ -51,6 +53,8 @@ __all__ = [
     "AllocationRejected",
     "Backordered",
     "BackorderCancelled",
+    "IncomingAnnounced",
+    "PreorderArrived",
     "EventBody",
     "Event",
     "event_id_for",
@@ -81,17 +85,25 @@ class RejectReason(StrEnum):
     INVALID_QUANTITY = "INVALID_QUANTITY"
     OTHER = "OTHER"
     BUNDLE_HOLDS_NO_STOCK = "BUNDLE_HOLDS_NO_STOCK"  # a bundle's units are its components'
+    PREORDER_NOT_ARRIVED = "PREORDER_NOT_ARRIVED"  # a pre-order's units must arrive before it ships
 
 
 # ------------------------------------------------------------------------------------ state
 @dataclass(frozen=True, slots=True)
 class Level:
     on_hand: int = 0
-    reserved: int = 0
+    reserved: int = 0  # of on_hand
+    incoming: int = 0  # announced, not arrived yet
+    preordered: int = 0  # of incoming, held by pre-orders
+    expected_at: int = 0  # epoch ms the incoming units are expected (the latest date announced)
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    @property
+    def preorderable(self) -> int:
+        return self.incoming - self.preordered
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +146,18 @@ class Backorder:
     strategy: str = "priority"
     priority: tuple[str, ...] = ()
     ttl_ms: int = 0  # every part expires this long after the decision that serves it; 0: never
+    preorder: bool = False  # it may be served from incoming units
+
+
+@dataclass(frozen=True, slots=True)
+class Awaiting:
+    """The units of a pre-order's hold that have not arrived: receipts into its warehouse turn
+    them into ordinary reserved units, oldest hold first."""
+
+    reservation_id: str
+    order_id: str
+    warehouse: str
+    units: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +174,8 @@ class SkuState:
     in_transit: Mapping[str, tuple[str, str, int]] = field(default_factory=lambda: _EMPTY)
     # Order lines waiting for stock, served first (head first) when units become available.
     backorders: tuple[Backorder, ...] = ()
+    # Pre-orders' units still to arrive, oldest hold first (also per warehouse).
+    awaiting: tuple[Awaiting, ...] = ()
 
     def level(self, warehouse: str) -> Level:
         return self.levels.get(warehouse, Level())
@@ -185,6 +211,7 @@ class Reserve:
     warehouse: str
     quantity: int
     ttl_ms: int = 0  # expires this long after the command's issued_at; 0: never
+    preorder: bool = False  # may hold incoming units when those available do not cover it
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +255,7 @@ class AllocateLine:
     priority: tuple[str, ...] = ()  # the "priority" strategy's order of warehouses
     ttl_ms: int = 0  # every part expires this long after the command's issued_at; 0: never
     backorder: bool = False  # not servable now (or others wait first): queue it, do not reject it
+    preorder: bool = False  # may hold incoming units when those available do not cover it
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +287,19 @@ class ArriveTransfer:
     transfer_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class AnnounceIncoming:
+    """Units expected to arrive at ``warehouse`` by ``expected_at`` (epoch ms): pre-orderable
+    until they do. A negative quantity withdraws announced units that no pre-order holds."""
+
+    warehouse: str
+    quantity: int
+    expected_at: int = 0
+
+
 CommandBody = Union[CreateProduct, AdjustStock, Reserve, Release, Commit, Expire, Tick,
-                    SetLowStockThreshold, AllocateLine, TransferStock, ArriveTransfer, CancelBackorder]
+                    SetLowStockThreshold, AllocateLine, TransferStock, ArriveTransfer, CancelBackorder,
+                    AnnounceIncoming]
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +335,7 @@ class Reserved:
     quantity: int
     state: ReservationState = ReservationState.PENDING
     expires_at: int = 0
+    awaiting: int = 0  # of quantity, units held on incoming stock (a pre-order): not arrived yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +390,7 @@ class AllocationPart:
     warehouse: str
     quantity: int
     reservation_id: str  # held by the Reserved event of the same command that follows
+    awaiting: int = 0  # of quantity, units held on incoming stock
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +404,8 @@ class Allocated:
     strategy: str
     levels_seen: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # available, per warehouse
     parts: tuple[AllocationPart, ...] = ()
+    # A pre-order's plan: incoming units not pre-ordered yet, per warehouse; empty: none used.
+    incoming_seen: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +453,7 @@ class Backordered:
     strategy: str = "priority"
     priority: tuple[str, ...] = ()
     ttl_ms: int = 0
+    preorder: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,10 +465,29 @@ class BackorderCancelled:
     quantity: int
 
 
+@dataclass(frozen=True, slots=True)
+class IncomingAnnounced:
+    """Units announced to arrive at the event's warehouse (withdrawn: a negative quantity)."""
+
+    quantity: int
+    expected_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PreorderArrived:
+    """Units of a pre-order's hold arrived with a receipt (the ``StockAdjusted`` of the same
+    command before it): they are ordinary reserved units now."""
+
+    reservation_id: str
+    order_id: str
+    quantity: int
+    awaiting: int  # units of the hold still to arrive
+
+
 EventBody = Union[
     ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
     CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected, TransferredOut,
-    TransferArrived, Backordered, BackorderCancelled,
+    TransferArrived, Backordered, BackorderCancelled, IncomingAnnounced, PreorderArrived,
 ]
 
 
@@ -444,10 +507,18 @@ class Event:
     sender: str = "unknown"
     low_stock_threshold: int = 0  # the warehouse's, after the event
     low_stock: bool = False  # the event took the available units below the threshold
+    incoming: int = 0  # the warehouse's level after the event, like on_hand and reserved
+    preordered: int = 0
+    expected_at: int = 0
 
     @property
     def type(self) -> str:
         return type(self.body).__name__
+
+    @property
+    def level(self) -> Level:
+        """The warehouse's level after the event."""
+        return Level(self.on_hand, self.reserved, self.incoming, self.preordered, self.expected_at)
 
     @property
     def is_rejection(self) -> bool:
@@ -468,13 +539,13 @@ _EVENT_NS = "inventory.events."
 # Expire is not among them: only the worker decides it, from a Tick.
 _COMMAND_BODIES = {cls.__name__: cls for cls in (CreateProduct, AdjustStock, Reserve, Release, Commit, Tick,
                                                    SetLowStockThreshold, AllocateLine, TransferStock,
-                                                   ArriveTransfer, CancelBackorder)}
+                                                   ArriveTransfer, CancelBackorder, AnnounceIncoming)}
 _EVENT_BODIES = {
     cls.__name__: cls
     for cls in (
         ProductCreated, StockAdjusted, Reserved, Released, Committed, Expired, ReservationRejected,
         CommandRejected, LowStockThresholdSet, Allocated, AllocationRejected, TransferredOut,
-        TransferArrived, Backordered, BackorderCancelled,
+        TransferArrived, Backordered, BackorderCancelled, IncomingAnnounced, PreorderArrived,
     )
 }
 

@@ -48,6 +48,7 @@ from streams.stock.allocation import reservation_id_for
 from streams.stock.logic import decide, fold
 from streams.stock.records import (
     AllocateLine,
+    Awaiting,
     Backorder,
     Command,
     Committed,
@@ -126,14 +127,21 @@ def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
         "product": None if product is None else [product.name, product.description, product.category,
                                                   product.parent, dict(product.attributes),
                                                   dict(product.components)],
-        "levels": {wh: [lv.on_hand, lv.reserved] for wh, lv in state.levels.items()},
+        "levels": {wh: _dump_level(lv) for wh, lv in state.levels.items()},
         "seq": state.seq,
         "n": recorded,
         "t": dict(state.thresholds),
         "tr": {tid: list(moving) for tid, moving in state.in_transit.items()},
-        "bo": [[b.order_id, b.line, b.quantity, b.preferred_warehouse, b.strategy, list(b.priority), b.ttl_ms]
-               for b in state.backorders],
+        "bo": [[b.order_id, b.line, b.quantity, b.preferred_warehouse, b.strategy, list(b.priority), b.ttl_ms,
+                b.preorder] for b in state.backorders],
+        "aw": [[a.reservation_id, a.order_id, a.warehouse, a.units] for a in state.awaiting],
     }
+
+
+def _dump_level(level: Level) -> list[int]:
+    """``[on_hand, reserved]``, then ``incoming, preordered, expected_at`` once any is set."""
+    values = [level.on_hand, level.reserved, level.incoming, level.preordered, level.expected_at]
+    return values if any(values[2:]) else values[:2]
 
 
 def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
@@ -142,14 +150,15 @@ def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
     # A product is [name, description, category, parent, attributes, components]; a state written
     # before bundles has no components (an ordinary product).
     product = None if data["product"] is None else Product(*data["product"])
-    levels = {wh: Level(on_hand, reserved) for wh, (on_hand, reserved) in data["levels"].items()}
+    levels = {wh: Level(*values) for wh, values in data["levels"].items()}
     in_transit = {tid: tuple(moving) for tid, moving in data.get("tr", {}).items()}
-    # A backorder is [order, line, quantity, preferred, strategy, priority, ttl]; a state written
-    # before backorders has no queue.
-    backorders = tuple(Backorder(order, line, quantity, preferred, strategy, tuple(priority), ttl)
-                       for order, line, quantity, preferred, strategy, priority, ttl in data.get("bo", ()))
+    # A backorder is [order, line, quantity, preferred, strategy, priority, ttl, preorder]; a state
+    # written before backorders has no queue, one written before pre-orders no preorder flag.
+    backorders = tuple(Backorder(order, line, quantity, preferred, strategy, tuple(priority), ttl, *rest)
+                       for order, line, quantity, preferred, strategy, priority, ttl, *rest in data.get("bo", ()))
+    awaiting = tuple(Awaiting(*values) for values in data.get("aw", ()))
     return SkuState(sku, product, levels, {}, data["seq"], data.get("t", {}), in_transit,
-                    backorders), data["n"]
+                    backorders, awaiting), data["n"]
 
 
 def _dump_reservation(r: Reservation) -> dict[str, Any]:

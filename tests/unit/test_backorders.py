@@ -217,7 +217,7 @@ def test_the_queue_is_kept_in_the_skus_state_and_a_state_written_before_backorde
     table = Table()
     store = stocked_store(table)
     store.handle(line("o1", 0, 2, strategy="most_stock", priority=("south",), ttl_ms=9))
-    assert table[f"s:{SKU}"]["bo"] == [["o1", 0, 2, "", "most_stock", ["south"], 9]]
+    assert table[f"s:{SKU}"]["bo"] == [["o1", 0, 2, "", "most_stock", ["south"], 9, False]]
     assert store.sku(SKU).backorders == (Backorder("o1", 0, 2, "", "most_stock", ("south",), 9),)
     old = {k: v for k, v in table[f"s:{SKU}"].items() if k != "bo"}
     assert StockStore({f"s:{SKU}": old}).sku(SKU).backorders == ()

@@ -287,7 +287,7 @@ def test_the_order_command_union_only_grows_at_the_end():
     current = members(order_command_codec().schema)
     for released in released_writers(_COMMAND):
         assert current[:len(members(released))] == members(released)
-    assert current[-1] == "inventory.orders.LineBackordered"
+    assert current[-1] == "inventory.orders.PartArrived"
 
 
 # ----------------------------------------------------------------------------- properties

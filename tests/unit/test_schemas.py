@@ -14,7 +14,7 @@ from schemas import (
 )
 from streams.stock.records import (
     AdjustStock, AllocateLine, Allocated, AllocationPart, AllocationRejected, BackorderCancelled, Backordered,
-    CancelBackorder, Command, CommandRejected,
+    CancelBackorder, AnnounceIncoming, Command, CommandRejected,
     CreateProduct, Event, Expired, LowStockThresholdSet, ProductCreated, RejectReason, Reserve, Reserved,
     SetLowStockThreshold,
     Tick, TransferStock, ArriveTransfer, TransferredOut, TransferArrived,
@@ -142,7 +142,8 @@ def test_body_unions_only_grow_at_the_end(name):
 
 _NEWEST_BODIES = {"inventory.commands.TransferStock": TransferStock("north", "south", 2),
                   "inventory.commands.ArriveTransfer": ArriveTransfer("t-1"),
-                  "inventory.commands.CancelBackorder": CancelBackorder("o-1", 2)}
+                  "inventory.commands.CancelBackorder": CancelBackorder("o-1", 2),
+                  "inventory.commands.AnnounceIncoming": AnnounceIncoming("north", 5, 1_800_000_000_000)}
 
 
 def test_a_body_newer_than_a_released_reader_is_refused_by_it_but_the_rest_is_still_read():
