@@ -21,7 +21,8 @@ from storage.models import NOTIFY_CHANNEL
 __all__ = ["EventHub", "Subscription", "low_stock_alert", "order_key", "SETTLED_ORDER_STATUSES"]
 
 # The statuses an order's saga stops at until someone acts again (cancel, fulfil, stock arrives).
-SETTLED_ORDER_STATUSES = frozenset({"RESERVED", "REJECTED", "BACKORDERED", "CANCELLED", "FULFILLED"})
+SETTLED_ORDER_STATUSES = frozenset({"RESERVED", "REJECTED", "BACKORDERED", "CANCELLED", "FULFILLED",
+                                    "PREORDERED"})
 
 
 def order_key(order_id: str) -> str:

@@ -1,7 +1,7 @@
 """Request and response bodies of the REST edge (pydantic), with OpenAPI examples."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
            "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut", "WarehouseIn",
            "WarehouseOut", "OrderIn", "OrderOut", "TransferIn", "TransferOut",
-           "BundleIn", "BundleOut", "BundleAvailabilityOut", "BackorderIn"]
+           "BundleIn", "BundleOut", "BundleAvailabilityOut", "BackorderIn", "IncomingIn"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 
@@ -119,12 +119,44 @@ class StockUpdateIn(_Strict):
     warehouse: str | None = Field(None, pattern=_ID, examples=["default"])
 
 
+class IncomingIn(_Strict):
+    """Units expected to arrive at a warehouse (announced, e.g. by a purchase order), which orders
+    may pre-order until they do; a negative quantity withdraws announced units no pre-order holds."""
+
+    warehouse_id: str | None = Field(None, pattern=_ID, examples=["default"],
+                                     description="the server's default warehouse when absent")
+    quantity: int = Field(ge=-1_000_000_000, le=1_000_000_000, examples=[40, -5],
+                          description="units announced (positive) or withdrawn (negative); not 0")
+    expected_at: datetime | date | None = Field(
+        None, examples=["2030-03-01", "2030-03-01T09:00:00Z"],
+        description="when they are expected (a date: its start, UTC; no time zone: UTC); required to "
+                    "announce units. A warehouse expects all its incoming units by the latest date announced")
+
+    def expected_ms(self) -> int:
+        """``expected_at`` in epoch ms, as the stock area keeps it (0: none)."""
+        moment = self.expected_at
+        if moment is None:
+            return 0
+        if not isinstance(moment, datetime):
+            moment = datetime.combine(moment, time())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return int(moment.timestamp() * 1000)
+
+
 class LevelOut(BaseModel):
     warehouse: str
     on_hand: int
     reserved: int
     available: int
     low_stock_threshold: int = Field(0, description="alert below this many available units; 0: none")
+    incoming: int = Field(0, description="units announced to arrive (POST /inventory/{product_id}/incoming), "
+                                         "not arrived yet; not counted in on_hand")
+    preordered: int = Field(0, description="of incoming, units held by pre-orders: they become reserved "
+                                           "as they arrive")
+    preorderable: int = Field(0, description="incoming - preordered: what pre-orders may still hold")
+    expected_at: datetime | None = Field(None, description="when the incoming units are expected (the latest "
+                                                           "date announced); null when none are")
 
 
 class LowStockThresholdIn(_Strict):
@@ -142,10 +174,31 @@ class LowStockOut(BaseModel):
     updated_at: datetime
 
 
+def _absent_when_none(value: int | None) -> bool:
+    return value is None
+
+
+_INCOMING_TOTAL = "; present only when units are announced incoming in any of the levels summed"
+
+
 class TotalsOut(BaseModel):
     available: int
     reserved: int
     total: int = Field(description="units on hand, reserved ones included")
+    # Absent rather than 0 without incoming units, so the totals of stock that is never
+    # pre-ordered read as they always did.
+    incoming: int | None = Field(None, exclude_if=_absent_when_none,
+                                 description="units announced to arrive, not in total" + _INCOMING_TOTAL)
+    preordered: int | None = Field(None, exclude_if=_absent_when_none,
+                                   description="of incoming, units held by pre-orders" + _INCOMING_TOTAL)
+    preorderable: int | None = Field(None, exclude_if=_absent_when_none,
+                                     description="incoming - preordered" + _INCOMING_TOTAL)
+
+    @classmethod
+    def of(cls, on_hand: int, reserved: int, incoming: int = 0, preordered: int = 0) -> "TotalsOut":
+        announced = {"incoming": incoming, "preordered": preordered,
+                     "preorderable": incoming - preordered} if incoming else {}
+        return cls(available=on_hand - reserved, reserved=reserved, total=on_hand, **announced)
 
 
 class VariantLevelsOut(BaseModel):
@@ -180,6 +233,13 @@ class ReservationIn(_Strict):
         None, ge=1, le=30 * 86_400, examples=[900],
         description="expires (its units available again) unless committed or released within "
                     "this long; the server's default (15 minutes) when absent")
+    preorder: bool = Field(
+        False, description="a pre-order: when the units available do not cover it, it holds the rest "
+                           "of the warehouse's incoming units (available ones first); it can be "
+                           "committed once they arrived")
+
+
+_AWAITING = "of quantity, pre-ordered units that have not arrived yet (0 once the hold ended)"
 
 
 class ReservationOut(BaseModel):
@@ -190,6 +250,7 @@ class ReservationOut(BaseModel):
     quantity: int
     state: str = Field(examples=["PENDING"])
     expires_at: datetime | None = Field(None, description="when a pending reservation expires")
+    awaiting: int = Field(0, description=_AWAITING)
     command_id: str
     level: LevelOut
 
@@ -203,6 +264,7 @@ class ReservationStateOut(BaseModel):
     state: str = Field(examples=["COMMITTED"])
     updated_at: datetime
     expires_at: datetime | None = Field(None, description="when it expires (or expired) if pending")
+    awaiting: int = Field(0, description=_AWAITING)
 
 
 class PendingOut(BaseModel):
@@ -248,6 +310,9 @@ class OrderIn(_Strict):
     preferred_warehouse: str | None = Field(None, pattern=_ID, examples=["leeds-1"],
                                             description="allocated from first, when it has stock")
     allow_backorders: bool = Field(False, description="lines that cannot be served wait instead of rejecting the order")
+    allow_preorders: bool = Field(False, description="lines may hold units announced as incoming when those "
+                                                     "on hand do not cover them: the order is PREORDERED "
+                                                     "until they arrive, then RESERVED")
     strategy: Literal["priority", "most_stock"] | None = Field(
         None, description="after the preferred warehouse: by the configured warehouse priority, or "
                           "the most stock first; the server's default when absent")
@@ -264,6 +329,7 @@ class AllocationOut(BaseModel):
     warehouse: str
     quantity: int
     reservation_id: str
+    awaiting: int = Field(0, description="of quantity, pre-ordered units that have not arrived yet")
 
 
 class OrderLineOut(BaseModel):
@@ -278,9 +344,11 @@ class OrderOut(BaseModel):
     order_id: str
     customer: str
     status: str = Field(examples=["RESERVED"],
-                        description="PENDING, RESERVED, REJECTED, BACKORDERED, CANCELLED or FULFILLED")
+                        description="PENDING, RESERVED, PREORDERED (every line held, some pre-ordered "
+                                    "units not arrived yet), REJECTED, BACKORDERED, CANCELLED or FULFILLED")
     preferred_warehouse: str
     allow_backorders: bool
+    allow_preorders: bool = Field(description="its lines may hold units announced as incoming")
     strategy: str
     lines: list[OrderLineOut]
     version: int

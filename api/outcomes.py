@@ -1,6 +1,7 @@
 """Turns the event that decided a command into the HTTP answer."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -10,7 +11,7 @@ from api.problems import Problem
 from streams.stock.records import RejectReason
 from streams.warehouses.records import Refusal
 
-__all__ = ["decided", "pending", "level_of"]
+__all__ = ["decided", "pending", "level_of", "moment"]
 
 _REJECTIONS: dict[str, tuple[int, str]] = {
     RejectReason.INSUFFICIENT_STOCK: (409, "Insufficient stock"),
@@ -24,6 +25,7 @@ _REJECTIONS: dict[str, tuple[int, str]] = {
     RejectReason.OTHER: (422, "Invalid command"),
     RejectReason.SPACE_NOT_HELD: (409, "Space not held"),
     RejectReason.BUNDLE_HOLDS_NO_STOCK: (422, "Bundle holds no stock"),
+    RejectReason.PREORDER_NOT_ARRIVED: (409, "Pre-order not arrived"),
     # A warehouse ledger's refusals (streams/warehouses/).
     Refusal.UNKNOWN_WAREHOUSE: (404, "Unknown warehouse"),
     Refusal.WAREHOUSE_EXISTS: (409, "Warehouse exists"),
@@ -58,7 +60,16 @@ def decided(event: dict[str, Any] | None, command_id: str) -> dict[str, Any] | J
                   reason=reason, command_id=command_id)
 
 
+def moment(millis: int | None) -> datetime | None:
+    """An event's epoch ms as a time; None for 0 (unset)."""
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc) if millis else None
+
+
 def level_of(event: dict[str, Any]) -> LevelOut:
+    """The warehouse's level after a stock event (as announced)."""
+    incoming, preordered = event.get("incoming", 0), event.get("preordered", 0)
     return LevelOut(warehouse=event["warehouse"], on_hand=event["on_hand"],
                     reserved=event["reserved"], available=event["on_hand"] - event["reserved"],
-                    low_stock_threshold=event.get("low_stock_threshold", 0))
+                    low_stock_threshold=event.get("low_stock_threshold", 0), incoming=incoming,
+                    preordered=preordered, preorderable=incoming - preordered,
+                    expected_at=moment(event.get("expected_at")))

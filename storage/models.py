@@ -51,10 +51,14 @@ inventory_levels = Table(
     Column("version", BigInteger, nullable=False, doc="the SKU's seq of the last event applied"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("low_stock_threshold", BigInteger, nullable=False, server_default="0"),
+    Column("incoming", BigInteger, nullable=False, server_default="0", doc="announced, not arrived yet"),
+    Column("preordered", BigInteger, nullable=False, server_default="0", doc="of incoming, held by pre-orders"),
+    Column("expected_at", DateTime(timezone=True), nullable=True, doc="when the incoming units are expected"),
     PrimaryKeyConstraint("sku", "warehouse"),
     Index("ix_levels_low_stock", "warehouse", "sku",
           postgresql_where=text("low_stock_threshold > 0 AND on_hand - reserved < low_stock_threshold")),
     CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="levels_never_oversold"),
+    CheckConstraint("preordered >= 0 AND incoming >= preordered", name="levels_preorders_within_incoming"),
 )
 
 inventory_transactions = Table(
@@ -91,6 +95,8 @@ reservations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),  # NULL: never
+    Column("awaiting", BigInteger, nullable=False, server_default="0",
+           doc="of quantity, a pending pre-order's units that have not arrived"),
     Index("ix_reservations_sku", "sku"),
 )
 
@@ -140,6 +146,7 @@ orders = Table(
     Column("status", Text, nullable=False),
     Column("preferred_warehouse", Text, nullable=False, server_default=""),
     Column("allow_backorders", Boolean, nullable=False, server_default=text("false")),
+    Column("allow_preorders", Boolean, nullable=False, server_default=text("false")),
     Column("strategy", Text, nullable=False),
     Column("lines", JSONB, nullable=False, doc="each line: sku, quantity, state and its allocation"),
     Column("version", BigInteger, nullable=False, doc="the order's seq of the last event applied"),

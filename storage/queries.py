@@ -59,12 +59,11 @@ async def get_reservation(conn: AsyncConnection, reservation_id: str) -> dict[st
 async def get_warehouses(conn: AsyncConnection, warehouse_id: str | None = None) -> list[dict[str, Any]]:
     """Warehouses with their ledgers and their stock summed over SKUs (one query)."""
     levels = inventory_levels.c
-    stock = (select(levels.warehouse, func.sum(levels.on_hand).label("on_hand"),
-                    func.sum(levels.reserved).label("reserved"), func.count().label("skus"))
+    summed = ("on_hand", "reserved", "incoming", "preordered")
+    stock = (select(levels.warehouse, *(func.sum(levels[c]).label(c) for c in summed),
+                    func.count().label("skus"))
              .group_by(levels.warehouse).subquery())
-    query = (select(warehouses, func.coalesce(stock.c.on_hand, 0).label("on_hand"),
-                    func.coalesce(stock.c.reserved, 0).label("reserved"),
-                    func.coalesce(stock.c.skus, 0).label("skus"))
+    query = (select(warehouses, *(func.coalesce(stock.c[c], 0).label(c) for c in (*summed, "skus")))
              .outerjoin(stock, stock.c.warehouse == warehouses.c.warehouse_id)
              .order_by(warehouses.c.warehouse_id))
     if warehouse_id is not None:

@@ -18,7 +18,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, Update, bindparam, text, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,6 +38,7 @@ from streams.stock.records import (
     Committed,
     Event,
     Expired,
+    PreorderArrived,
     ProductCreated,
     Released,
     Reserved,
@@ -56,6 +57,11 @@ _E = TypeVar("_E", Event, WarehouseEvent, OrderEvent)
 
 def _ts(millis: int) -> datetime:
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+
+
+def _ts_or_none(millis: int) -> datetime | None:
+    """A moment that may be unset (0 in the events): NULL."""
+    return _ts(millis) if millis else None
 
 
 def notification(event: Event, duplicate: bool) -> dict[str, Any]:
@@ -182,10 +188,20 @@ _INSERT_WAREHOUSE_EVENTS = (insert(warehouse_events).on_conflict_do_nothing(inde
                             .returning(warehouse_events.c.event_id))
 _INSERT_PRODUCTS = insert(products).on_conflict_do_nothing(index_elements=["sku"])
 _UPSERT_LEVELS = _upsert_newer(inventory_levels, ["sku", "warehouse"],
-                               ("on_hand", "reserved", "version", "updated_at", "low_stock_threshold"))
+                               ("on_hand", "reserved", "version", "updated_at", "low_stock_threshold",
+                                "incoming", "preordered", "expected_at"))
 # A reservation id names one SKU's reservation; another SKU's event never takes its row over.
-_UPSERT_RESERVATIONS = _upsert_newer(reservations, ["reservation_id"], ("state", "version", "updated_at"),
+_UPSERT_RESERVATIONS = _upsert_newer(reservations, ["reservation_id"],
+                                     ("state", "version", "updated_at", "awaiting"),
                                      lambda stmt: reservations.c.sku == stmt.excluded.sku)
+# A pre-order's units arrived: its row (written by its Reserved, in this batch or before) awaits
+# fewer. Run after the upsert above; like it, it only moves a row forward.
+_UPDATE_ARRIVALS = (update(reservations)
+                    .where(reservations.c.reservation_id == bindparam("b_reservation_id"),
+                           reservations.c.sku == bindparam("b_sku"),
+                           reservations.c.version < bindparam("b_version"))
+                    .values(awaiting=bindparam("b_awaiting"), version=bindparam("b_version"),
+                            updated_at=bindparam("b_updated_at")))
 _UPSERT_TRANSFERS = _upsert_newer(transfers, ["transfer_id"], ("state", "version", "updated_at"))
 # Name, location and created_at are the WarehouseCreated's: inserted once, never updated.
 _UPSERT_WAREHOUSES = _upsert_newer(warehouses, ["warehouse_id"],
@@ -197,7 +213,7 @@ _UPSERT_ORDERS = _upsert_newer(orders, ["order_id"], ("status", "lines", "versio
 _NOTIFY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
 
 
-async def _execute(conn: AsyncConnection, stmt: Insert, rows: list[dict[str, Any]]) -> None:
+async def _execute(conn: AsyncConnection, stmt: Insert | Update, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(stmt, rows)
 
@@ -231,7 +247,8 @@ def _product_rows(events: list[Event]) -> list[dict[str, Any]]:
 def _level_rows(events: list[Event]) -> list[dict[str, Any]]:
     return _latest((
         {"sku": e.sku, "warehouse": e.warehouse, "on_hand": e.on_hand, "reserved": e.reserved,
-         "version": e.seq, "updated_at": _ts(e.occurred_at), "low_stock_threshold": e.low_stock_threshold}
+         "version": e.seq, "updated_at": _ts(e.occurred_at), "low_stock_threshold": e.low_stock_threshold,
+         "incoming": e.incoming, "preordered": e.preordered, "expected_at": _ts_or_none(e.expected_at)}
         # Facts of no warehouse move no level: a product's creation, an order line's plan
         # (Allocated: its Reserved events hold it), a backorder queued or withdrawn.
         for e in events if not e.is_rejection and e.warehouse
@@ -240,8 +257,7 @@ def _level_rows(events: list[Event]) -> list[dict[str, Any]]:
 
 def _deadline(event: Event) -> datetime | None:
     # Only Reserved carries it; the upsert never overwrites it (the ending events lack it).
-    expires_at = getattr(event.body, "expires_at", 0)
-    return _ts(expires_at) if expires_at else None
+    return _ts_or_none(getattr(event.body, "expires_at", 0))
 
 
 def _reservation_rows(events: list[Event]) -> list[dict[str, Any]]:
@@ -249,9 +265,21 @@ def _reservation_rows(events: list[Event]) -> list[dict[str, Any]]:
         {"reservation_id": e.body.reservation_id, "order_id": e.body.order_id, "sku": e.sku,
          "warehouse": e.warehouse, "quantity": e.body.quantity, "state": str(e.body.state),
          "version": e.seq, "created_at": _ts(e.occurred_at), "updated_at": _ts(e.occurred_at),
-         "expires_at": _deadline(e)}
+         "expires_at": _deadline(e),
+         # A pre-order's units not arrived yet; a hold that ended awaits nothing any more.
+         "awaiting": getattr(e.body, "awaiting", 0)}
         for e in events if isinstance(e.body, (Reserved, Released, Committed, Expired))
     ), ("reservation_id",))
+
+
+def _arrival_rows(events: list[Event]) -> list[dict[str, Any]]:
+    """Per pre-order whose units arrived: what it still awaits (its latest arrival of the batch)."""
+    latest = _latest((
+        {"reservation_id": e.body.reservation_id, "sku": e.sku, "awaiting": e.body.awaiting,
+         "version": e.seq, "updated_at": _ts(e.occurred_at)}
+        for e in events if isinstance(e.body, PreorderArrived)
+    ), ("reservation_id",))
+    return [{f"b_{name}": value for name, value in row.items()} for row in latest]
 
 
 def _transfer_rows(events: list[Event]) -> list[dict[str, Any]]:
@@ -292,6 +320,7 @@ def _order_rows(events: list[OrderEvent]) -> list[dict[str, Any]]:
     return _latest((
         {"order_id": e.order_id, "customer": e.customer, "status": str(e.status),
          "preferred_warehouse": e.preferred_warehouse, "allow_backorders": e.allow_backorders,
+         "allow_preorders": e.allow_preorders,
          "strategy": e.strategy, "lines": order_event_to_avro(e)["lines"], "version": e.seq,
          "created_at": _ts(e.occurred_at), "updated_at": _ts(e.occurred_at)}
         for e in events if e.reason is None
@@ -338,6 +367,7 @@ class EventSink:
         await _execute(conn, _INSERT_PRODUCTS, _product_rows(fresh))
         await _execute(conn, _UPSERT_LEVELS, _level_rows(fresh))
         await _execute(conn, _UPSERT_RESERVATIONS, _reservation_rows(fresh))
+        await _execute(conn, _UPDATE_ARRIVALS, _arrival_rows(fresh))
         await _execute(conn, _UPSERT_TRANSFERS, _transfer_rows(fresh))
         await _announce(conn, events, new_ids, notification)
 

@@ -1,18 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, status
 
 from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import (
-    BundleAvailabilityOut, ComponentAvailabilityOut, InventoryOut, LevelOut, LowStockOut,
+    BundleAvailabilityOut, ComponentAvailabilityOut, IncomingIn, InventoryOut, LevelOut, LowStockOut,
     LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut, VariantLevelsOut,
 )
 from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
 from storage.queries import (
-    get_available, get_in_transit, get_levels, get_low_stock, get_product, get_variants,
+    get_available, get_in_transit, get_levels, get_low_stock, get_product, get_variants, get_warehouses,
 )
-from streams.stock.records import AdjustStock, SetLowStockThreshold
+from streams.stock.records import AdjustStock, AnnounceIncoming, SetLowStockThreshold
 from streams.warehouses.records import ReceiveStock
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
@@ -39,7 +39,9 @@ async def list_low_stock(engine: EngineDep,
 async def get_inventory(engine: EngineDep, product_id: str = ProductId):
     """Levels per warehouse and totals; for a product with variants, each variant's too, and
     their sum; for a bundle (no stock of its own), its components' available units and how many
-    bundles they make, computed at this read. Reflects every acknowledged change."""
+    bundles they make, computed at this read (from units on hand only). Each level also shows
+    the units announced as incoming, those of them pre-ordered and when they are expected; the
+    totals sum them where there are any. Reflects every acknowledged change."""
     async with engine.connect() as conn:
         if (product := await get_product(conn, product_id)) is None:
             raise Problem(404, "Unknown product", f"no product {product_id}")
@@ -73,16 +75,18 @@ def _bundle(components: dict[str, int], available: dict[str, int]) -> BundleAvai
 
 def _levels(rows: list[dict]) -> tuple[list[LevelOut], TotalsOut]:
     levels = [LevelOut(warehouse=r["warehouse"], on_hand=r["on_hand"], reserved=r["reserved"],
-                       available=r["on_hand"] - r["reserved"],
-                       low_stock_threshold=r["low_stock_threshold"]) for r in rows]
-    return levels, TotalsOut(available=sum(lv.available for lv in levels),
-                             reserved=sum(lv.reserved for lv in levels),
-                             total=sum(lv.on_hand for lv in levels))
+                       available=r["on_hand"] - r["reserved"], low_stock_threshold=r["low_stock_threshold"],
+                       incoming=r["incoming"], preordered=r["preordered"],
+                       preorderable=r["incoming"] - r["preordered"], expected_at=r["expected_at"])
+              for r in rows]
+    return levels, TotalsOut.of(sum(lv.on_hand for lv in levels), sum(lv.reserved for lv in levels),
+                                sum(lv.incoming for lv in levels), sum(lv.preordered for lv in levels))
 
 
 def _sum(totals: list[TotalsOut]) -> TotalsOut:
-    return TotalsOut(available=sum(t.available for t in totals), reserved=sum(t.reserved for t in totals),
-                     total=sum(t.total for t in totals))
+    # Absent incoming counts are 0.
+    return TotalsOut.of(sum(t.total for t in totals), sum(t.reserved for t in totals),
+                        sum(t.incoming or 0 for t in totals), sum(t.preordered or 0 for t in totals))
 
 
 @router.post("/{product_id}/update", response_model=LevelOut,
@@ -94,7 +98,11 @@ async def update_inventory(update: StockUpdateIn, gateway: GatewayDep, engine: E
 
     A receipt first holds space in the warehouse's capacity ledger: 409 (`CAPACITY_EXCEEDED`)
     when the warehouse has not that much room left across all its SKUs, 404 for an unknown
-    warehouse. 409 when removing more than is available (reserved units cannot be removed)."""
+    warehouse. 409 when removing more than is available (reserved units cannot be removed).
+
+    A receipt's units go to the warehouse's pre-orders first, oldest first: their holds become
+    ordinary reserved units by the events that follow the receipt's in the same decision, so the
+    level answered (the receipt's) does not count them reserved yet; `GET /inventory/{product_id}` does."""
     if update.quantity_change == 0:
         raise Problem(422, "Invalid quantity", "quantity_change must not be 0")
     async with engine.connect() as conn:
@@ -108,6 +116,35 @@ async def update_inventory(update: StockUpdateIn, gateway: GatewayDep, engine: E
         body = AdjustStock(warehouse, update.quantity_change, update.reason)
         answer = await gateway.execute(command_id, product_id, body)
     event = decided(answer, command_id)
+    return level_of(event) if isinstance(event, dict) else event
+
+
+@router.post("/{product_id}/incoming", status_code=status.HTTP_201_CREATED, response_model=LevelOut,
+             responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
+async def announce_incoming(request: IncomingIn, gateway: GatewayDep, engine: EngineDep,
+                            settings: SettingsDep, command_id: CommandIdDep,
+                            product_id: str = ProductId):
+    """Announce units expected to arrive at a warehouse by `expected_at`: orders and
+    reservations that allow pre-orders may hold them until they do, and the receipts that bring
+    them (`POST /inventory/{product_id}/update`) turn those holds into ordinary ones, oldest
+    first. 201 with the warehouse's level after.
+
+    A negative `quantity` withdraws announced units: 409 (`INSUFFICIENT_STOCK`) for more than
+    those no pre-order holds (`preorderable`). 404 for an unknown product or warehouse; 422 for a
+    bundle (its units are its components'), a quantity of 0, or units announced without a date."""
+    if request.quantity == 0:
+        raise Problem(422, "Invalid quantity", "quantity must not be 0")
+    if request.quantity > 0 and request.expected_at is None:
+        raise Problem(422, "Invalid request", "incoming units need expected_at")
+    warehouse = request.warehouse_id or settings.default_warehouse
+    async with engine.connect() as conn:
+        if await get_product(conn, product_id) is None:
+            raise Problem(404, "Unknown product", f"no product {product_id}")
+        # Stock commands do not pass the warehouse's ledger, so nobody else would notice.
+        if not await get_warehouses(conn, warehouse):
+            raise Problem(404, "Unknown warehouse", f"no warehouse {warehouse}", reason="UNKNOWN_WAREHOUSE")
+    body = AnnounceIncoming(warehouse, request.quantity, request.expected_ms())
+    event = decided(await gateway.execute(command_id, product_id, body), command_id)
     return level_of(event) if isinstance(event, dict) else event
 
 

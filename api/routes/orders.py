@@ -26,8 +26,8 @@ def order_out(order: dict[str, Any]) -> OrderOut:
              for line in order["lines"]]
     return OrderOut(order_id=order["order_id"], customer=order["customer"], status=order["status"],
                     preferred_warehouse=order["preferred_warehouse"],
-                    allow_backorders=order["allow_backorders"], strategy=order["strategy"],
-                    lines=lines, version=order.get("seq", order.get("version", 0)))
+                    allow_backorders=order["allow_backorders"], allow_preorders=order["allow_preorders"],
+                    strategy=order["strategy"], lines=lines, version=order.get("seq", order.get("version", 0)))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut,
@@ -38,6 +38,10 @@ async def place_order(order: OrderIn, gateway: GatewayDep, engine: EngineDep, se
     (from the preferred warehouse first, then by the allocation strategy; a line may be split);
     REJECTED: a line could not be served, and nothing is held (lines already reserved are
     released again). 404 for an unknown product; 202 if the saga has not settled in time.
+
+    With `allow_preorders`, a line the units on hand do not cover may hold units announced as
+    incoming (`POST /inventory/{product_id}/incoming`): the order is PREORDERED, each part showing
+    the units it `awaiting`, and RESERVED once the receipts brought them all.
 
     A bundle holds no stock: its line is expanded into its components (the line's quantity times
     each component's units per bundle), summed with other lines of the same SKU. The order's
@@ -56,7 +60,8 @@ async def place_order(order: OrderIn, gateway: GatewayDep, engine: EngineDep, se
         raise Problem(422, "Invalid order", f"{len(lines)} lines once bundles are expanded, at most {MAX_LINES}")
     body = PlaceOrder(order.customer, tuple(OrderLine(sku, quantity) for sku, quantity in lines.items()),
                       order.preferred_warehouse or "", order.allow_backorders,
-                      order.strategy or settings.allocation_strategy, tuple(settings.warehouse_priority))
+                      order.strategy or settings.allocation_strategy, tuple(settings.warehouse_priority),
+                      allow_preorders=order.allow_preorders)
     event = decided(await gateway.execute_order(command_id, order_id, body), command_id)
     return order_out(event) if isinstance(event, dict) else event
 
@@ -89,8 +94,9 @@ async def get_order_status(engine: EngineDep, order_id: str = OrderId):
 @router.post("/{order_id}/cancel", response_model=OrderOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def cancel_order(gateway: GatewayDep, command_id: CommandIdDep, order_id: str = OrderId):
-    """Cancel a pending or reserved order: every hold is released, also those of lines whose
-    reservation is still on its way. 409 once it is fulfilled, rejected or cancelled."""
+    """Cancel a pending, backordered, pre-ordered or reserved order: every hold is released, also
+    those of lines whose reservation is still on its way. 409 once it is fulfilled, rejected or
+    cancelled."""
     event = decided(await gateway.execute_order(command_id, order_id, CancelOrder("cancelled by request")),
                     command_id)
     return order_out(event) if isinstance(event, dict) else event
@@ -99,6 +105,7 @@ async def cancel_order(gateway: GatewayDep, command_id: CommandIdDep, order_id: 
 @router.post("/{order_id}/fulfil", response_model=OrderOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def fulfil_order(gateway: GatewayDep, command_id: CommandIdDep, order_id: str = OrderId):
-    """Fulfil a reserved order: every held unit leaves its warehouse. 409 unless RESERVED."""
+    """Fulfil a reserved order: every held unit leaves its warehouse. 409 unless RESERVED (a
+    PREORDERED one's pre-ordered units have not all arrived)."""
     event = decided(await gateway.execute_order(command_id, order_id, FulfilOrder()), command_id)
     return order_out(event) if isinstance(event, dict) else event

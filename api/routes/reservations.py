@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 
 from fastapi import APIRouter, Header, Path, status
 
 from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import PendingOut, ReservationIn, ReservationOut, ReservationStateOut
-from api.outcomes import decided, level_of
+from api.outcomes import decided, level_of, moment
 from api.problems import PROBLEM_RESPONSES, Problem
 from storage.queries import get_product, get_reservation
 from streams.stock.records import Commit, Release, Reserve
@@ -22,11 +21,8 @@ def _out(event: dict, command_id: str) -> ReservationOut:
     return ReservationOut(reservation_id=body["reservation_id"], order_id=body["order_id"],
                           product_id=event["sku"], warehouse=event["warehouse"],
                           quantity=body["quantity"], state=body["state"], command_id=command_id,
-                          expires_at=_time(body.get("expires_at")), level=level_of(event))
-
-
-def _time(millis: int | None) -> datetime | None:
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc) if millis else None
+                          expires_at=moment(body.get("expires_at")), level=level_of(event),
+                          awaiting=body.get("awaiting", 0))  # only a Reserved has it: an ended hold awaits none
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ReservationOut,
@@ -34,7 +30,11 @@ def _time(millis: int | None) -> datetime | None:
 async def reserve(request: ReservationIn, gateway: GatewayDep, engine: EngineDep,
                   settings: SettingsDep, command_id: CommandIdDep,
                   idempotency_key: str | None = Header(None, include_in_schema=False)):
-    """Hold stock for a pending order. 409 when not enough is available."""
+    """Hold stock for a pending order. 409 when not enough is available.
+
+    A pre-order (`preorder`) holds the units available first and the rest from the warehouse's
+    incoming units (`awaiting` of them): 409 when both together do not cover it. A receipt into
+    the warehouse turns its awaiting units into ordinary reserved ones, oldest pre-order first."""
     # With an Idempotency-Key, a retry must name the same reservation.
     reservation_id = request.reservation_id or (
         str(uuid.uuid5(_RESERVATION_IDS, idempotency_key)) if idempotency_key else str(uuid.uuid4()))
@@ -46,7 +46,7 @@ async def reserve(request: ReservationIn, gateway: GatewayDep, engine: EngineDep
         raise Problem(409, "Reservation exists", f"reservation {reservation_id} is for another product")
     ttl_s = request.ttl_seconds or settings.reservation_ttl_s
     body = Reserve(reservation_id, request.order_id, request.warehouse or settings.default_warehouse,
-                   request.quantity, ttl_ms=ttl_s * 1000)
+                   request.quantity, ttl_ms=ttl_s * 1000, preorder=request.preorder)
     event = decided(await gateway.execute(command_id, request.product_id, body), command_id)
     return _out(event, command_id) if isinstance(event, dict) else event
 
@@ -60,7 +60,7 @@ async def get_reservation_state(engine: EngineDep, reservation_id: str = Reserva
         raise Problem(404, "Unknown reservation", f"no reservation {reservation_id}")
     return ReservationStateOut(product_id=row["sku"], **{
         k: row[k] for k in ("reservation_id", "order_id", "warehouse", "quantity", "state",
-                            "updated_at", "expires_at")})
+                            "updated_at", "expires_at", "awaiting")})
 
 
 async def _end(kind: type, reservation_id: str, gateway, engine, command_id: str, retry: bool):
@@ -82,7 +82,8 @@ async def _end(kind: type, reservation_id: str, gateway, engine, command_id: str
 async def release(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep,
                   reservation_id: str = ReservationId,
                  idempotency_key: str | None = Header(None, include_in_schema=False)):
-    """End a pending reservation: the order was cancelled, the units are available again."""
+    """End a pending reservation: the order was cancelled, the units are available again (a
+    pre-order's units that have not arrived: pre-orderable again)."""
     return await _end(Release, reservation_id, gateway, engine, command_id, idempotency_key is not None)
 
 
@@ -91,5 +92,6 @@ async def release(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdD
 async def commit(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep,
                  reservation_id: str = ReservationId,
                  idempotency_key: str | None = Header(None, include_in_schema=False)):
-    """Fulfil a pending reservation: the units leave the warehouse."""
+    """Fulfil a pending reservation: the units leave the warehouse. 409 `PREORDER_NOT_ARRIVED`
+    while units of a pre-order have not arrived."""
     return await _end(Commit, reservation_id, gateway, engine, command_id, idempotency_key is not None)

@@ -29,7 +29,7 @@ async def create_warehouse(warehouse: WarehouseIn, gateway: GatewayDep, command_
     return WarehouseOut(warehouse_id=event["warehouse_id"], name=event["name"], location=event["location"],
                         capacity=event["capacity"], stored=event["stored"], held=event["held"],
                         free=event["capacity"] - event["stored"] - event["held"],
-                        totals=TotalsOut(available=0, reserved=0, total=0), skus=0, version=event["seq"])
+                        totals=TotalsOut.of(0, 0), skus=0, version=event["seq"])
 
 
 @router.get("", response_model=list[WarehouseOut], responses=PROBLEM_RESPONSES)
@@ -49,11 +49,10 @@ async def get_warehouse(engine: EngineDep, warehouse_id: str = WarehouseId):
 
 
 def _out(row: dict[str, Any]) -> WarehouseOut:
-    on_hand, reserved = int(row["on_hand"]), int(row["reserved"])
+    totals = TotalsOut.of(*(int(row[c]) for c in ("on_hand", "reserved", "incoming", "preordered")))
     return WarehouseOut(warehouse_id=row["warehouse_id"], name=row["name"], location=row["location"],
                         capacity=row["capacity"], stored=row["stored"], held=row["held"],
-                        free=row["capacity"] - row["stored"] - row["held"],
-                        totals=TotalsOut(available=on_hand - reserved, reserved=reserved, total=on_hand),
+                        free=row["capacity"] - row["stored"] - row["held"], totals=totals,
                         skus=int(row["skus"]), version=row["version"])
 
 

@@ -45,7 +45,7 @@ async def test_a_transfer_moves_units_and_the_destinations_capacity_is_checked(c
     assert moved.status_code == 201, moved.text
     assert (moved.json()["state"], moved.json()["source_level"]["on_hand"]) == ("IN_TRANSIT", 16)
     assert await arrived(client, sku) == {north: 16, south: 4}
-    settled = await ledger_when(client, south, lambda b: b["held"] == 0)
+    settled = await ledger_when(client, south, lambda b: b["held"] == 0 and b["stored"] == 4)
     assert (settled["stored"], settled["free"]) == (4, 6)
     assert (await ledger_when(client, north, lambda b: b["stored"] == 16))["stored"] == 16
     async with engine.connect() as conn:
