@@ -382,3 +382,5 @@ class BackorderIn(_Strict):
     product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
     quantity: int = Field(gt=0, le=1_000_000, examples=[3])
     preferred_warehouse: str | None = Field(None, pattern=_ID, examples=["leeds-1"])
+    allow_preorders: bool = Field(False, description="it may be served from units announced as incoming "
+                                                     "(PREORDERED until they arrive)")

@@ -1,7 +1,11 @@
 """`make chaos`: 100,000 commands against two stock workers that keep being SIGKILLed and a broker
-that keeps being restarted; then every command, table row and read is checked.
+that keeps being restarted; then every command, table row, order and read is checked.
 
+The clients send mostly stock commands, and orders (placed, fulfilled, cancelled, some while
+their saga runs, some allowed to wait as backorders) and transfers between two warehouses.
 ``python -m chaos`` writes ``chaos/results/latest.json``. The checks live in ``invariants``
-(tables and PostgreSQL agree, nothing negative or oversold, nothing applied twice) and ``model``
-(the log of decisions is a sequential execution of the commands, each read is a state of it).
+(tables and PostgreSQL agree, nothing negative or oversold, nothing applied twice, units
+conserved, every order settled and holding what its status says) and ``model`` (the log of
+decisions, the sagas' commands included, is a sequential execution of the commands, each read is
+a state of it).
 """

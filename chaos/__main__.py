@@ -4,8 +4,10 @@
 
 Expects the stack of ``scripts/stack.sh`` (``make chaos`` starts it). Starts a ledger worker and
 two stock workers (so partitions move on every kill), seeds the SKUs, runs the clients in their
-own process, and meanwhile SIGKILLs a random stock worker at random moments (restarting it at
-once) and restarts the broker. Then it waits for the pipeline to drain and checks everything.
+own process (stock commands, orders and transfers: ``chaos/clients.py``), and meanwhile SIGKILLs
+a random stock worker at random moments (restarting it at once) and restarts the broker. Then it
+waits for the order sagas to settle and the pipeline to drain, reads the stock log, the stock
+commands (the sagas' too) and the order log back, and checks everything.
 """
 from __future__ import annotations
 
@@ -18,19 +20,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.pipe import Pipe, event_answer
 from bench.procs import ROOT, Child
 from bench.seeding import seconds_until_serving
 from bench.workload import sku_name
 from chaos.clients import WAREHOUSES, Call, execute
-from chaos.invariants import stop_consumer, table_view, read_changelog, pg_view, violations, warehouse_violations
+from chaos.invariants import (conservation, order_figures, order_snapshots, order_violations, pg_view,
+                              read_changelog, read_order_events, read_stock_commands, read_stock_events,
+                              table_view, violations, warehouse_violations)
 from chaos.model import check
 from common.settings import Settings, get_settings
-from schemas import event_codec
 from storage.db import create_engine
 from streams.admin import ensure_topics
 from streams.stock.records import AdjustStock, CreateProduct
@@ -43,6 +45,14 @@ log = logging.getLogger("chaos")
 PY = sys.executable
 # Short enough that a killed worker's partitions move soon; Kafka's minimum is 6 s.
 WORKER_ENV = {"INVENTORY_BROKER_SESSION_TIMEOUT_S": "6"}
+
+
+def overdue(table: dict, skus: set[str], grace_ms: int = 3_000) -> list[str]:
+    """The pending reservations of ``skus`` in the stock table whose deadline passed more than
+    ``grace_ms`` ago (the clock ticks every second): the run has not drained before they expired."""
+    now = int(time.time() * 1000)
+    return [key for key, value in table.items() if key.startswith("r:") and value["sku"] in skus
+            and value["state"] == "PENDING" and 0 < value.get("exp", 0) <= now - grace_ms]
 
 
 class Chaos:
@@ -141,39 +151,20 @@ class Chaos:
         self.broker_restarts += 1
         log.info("broker back (%d restarts)", self.broker_restarts)
 
-    async def drain(self, pipe: Pipe, engine, skus: list[str]) -> tuple[dict, dict]:
-        """Waits until every worker serves and PostgreSQL has caught up with the table."""
-        await seconds_until_serving(pipe, time.perf_counter(), timeout_s=180)
+    async def drain(self, engine, skus: list[str]) -> tuple[dict, dict, dict]:
+        """Waits until the clock has expired every reservation due and PostgreSQL has caught up
+        with the stock table: (the table's view, the table itself, PostgreSQL's view). Else the
+        log, read after the table, would hold expiries the table did not have yet."""
         deadline = time.monotonic() + 180
         while True:
-            table = table_view(await read_changelog(self.settings), skus)
-            pg = await pg_view(engine, skus)
-            if table["versions"] == pg["versions"] or time.monotonic() > deadline:
-                return table, pg
+            raw = await read_changelog(self.settings)
+            table, pg = table_view(raw, skus), await pg_view(engine, skus)
+            if (table["versions"] == pg["versions"] and not overdue(raw, set(skus))) or time.monotonic() > deadline:
+                return table, raw, pg
             await asyncio.sleep(2)
 
-    async def read_events(self, skus: set[str]) -> list[dict]:
-        codec = event_codec()
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=None,
-                                    enable_auto_commit=False, isolation_level="read_committed")
-        await consumer.start()
-        try:
-            tps = [TopicPartition(STOCK_EVENTS, p) for p in range(self.settings.topic_partitions)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
-            events = []
-            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                for records in (await consumer.getmany(timeout_ms=1000, max_records=50_000)).values():
-                    for record in records:
-                        if not record.key or record.key.decode() not in skus:
-                            continue
-                        data = codec.decode(record.value)
-                        data["type"] = data["body"][0].rsplit(".", 1)[-1]
-                        events.append(data)
-            return events
-        finally:
-            await stop_consumer(consumer)
+    def ours(self, order_id: str) -> bool:
+        return order_id.startswith(f"{self.prefix}-")
 
     async def run(self) -> dict:
         begin = time.monotonic()
@@ -197,23 +188,28 @@ class Chaos:
             await self.monkey(clients, workers)
             await asyncio.to_thread(clients.proc.wait)
             log.info("clients done after %.0fs; draining", time.monotonic() - begin)
-            table, pg = await self.drain(pipe, engine, skus)
-            events = await self.read_events(set(skus))
-            capacity_problems = await warehouse_violations(self.settings, engine, timeout_s=120)
+            await seconds_until_serving(pipe, time.perf_counter(), timeout_s=180)
+            # First the sagas settle (their last releases and commits decided), then the sink.
+            order_problems = await order_violations(self.settings, engine, skus, self.ours, timeout_s=180)
+            table, raw, pg = await self.drain(engine, skus)
+            logs = {"events": await read_stock_events(self.settings, skus),
+                    "bodies": await read_stock_commands(self.settings, skus),
+                    "orders": await read_order_events(self.settings, self.ours)}
+            problems = (violations(table, pg) + await warehouse_violations(self.settings, engine, timeout_s=120)
+                        + order_problems + conservation(logs["events"], raw, skus))
         finally:
             supervisor.cancel()
             await pipe.stop()
             await engine.dispose()
             for proc in reversed(self.children):
                 proc.stop()
-        return self.verdict(table, pg, events, capacity_problems, time.monotonic() - begin)
+        return self.verdict(table, pg, logs, problems, time.monotonic() - begin)
 
-    def verdict(self, table: dict, pg: dict, events: list[dict], capacity_problems: list[str],
-                seconds: float) -> dict:
+    def verdict(self, table: dict, pg: dict, logs: dict, problems: list[str], seconds: float) -> dict:
         calls = [json.loads(line) for line in self.history.read_text().splitlines()]
         commands = [c for c in calls if c["op"] == "command" and "-seed-" not in c["id"]]
-        report = check(calls, events, table["reservations"], now_ms=int(time.time() * 1000))
-        problems = violations(table, pg) + capacity_problems
+        report = check(calls, logs["events"], table["reservations"], now_ms=int(time.time() * 1000),
+                       bodies=logs["bodies"], order_events=logs["orders"])
         outcomes = {k: sum(c["outcome"] == k for c in commands) for k in ("ok", "fail", "unknown")}
         return {
             "commands": len(commands),
@@ -226,8 +222,11 @@ class Chaos:
             "duration_s": round(seconds, 1),
             "details": {
                 "outcomes": outcomes,
+                "client_commands": dict(Counter(c["body"]["type"] for c in commands)),
                 "reads": sum(c["op"] == "read" for c in calls),
-                "decisions_in_log": len(events),
+                "decisions_in_log": len(logs["events"]),
+                "model_decided": dict(report.decided),
+                **self.saga_figures(logs, report.stats),
                 "skus": self.args.skus, "clients": self.args.clients,
                 "accepted_unknown": sum(c["accepted"] and c["outcome"] == "unknown" for c in commands),
                 "worker_exits": self.exits,
@@ -235,6 +234,21 @@ class Chaos:
                 "anomaly_examples": report.examples,
                 "seed": self.args.seed,
             },
+        }
+
+    @staticmethod
+    def saga_figures(logs: dict, stats: Counter) -> dict:
+        """Orders (how many reached each status, and where they ended), transfers and backorders."""
+        kinds = Counter(e["type"] for e in {e["event_id"]: e for e in logs["events"]}.values())
+        ended = Counter(order["status"] for order in order_snapshots(logs["orders"]).values())
+        return {
+            "orders": {**order_figures(logs["orders"]), "final_status": dict(ended)},
+            "transfers": {"out": kinds["TransferredOut"], "arrived": kinds["TransferArrived"]},
+            "backorders": {"queued": kinds["Backordered"], "served": stats["backorders_served"],
+                           "cancelled": kinds["BackorderCancelled"]},
+            "allocations": {"allocated": kinds["Allocated"], "rejected": kinds["AllocationRejected"]},
+            # Decisions the model took from the log as they were (a kind it has no rule for yet).
+            "unmodelled_decisions": stats["unmodelled"],
         }
 
 

@@ -15,6 +15,14 @@ Used after every integration scenario (``tests/integration``) and at the end of 
 ``warehouse_violations`` does the same for the warehouses' capacity ledgers, once settled:
 0 <= stored, 0 <= held, stored + held <= capacity; no space held (every receipt saga ended);
 stored equals the on-hand units of the warehouse's SKUs; PostgreSQL equals the warehouse table.
+
+``order_violations`` does it for orders, read from the ``order-events`` log, once their sagas
+settled: none PENDING, no line waiting for its SKU's answer; a RESERVED order's lines ALLOCATED,
+their parts summing to each line and each a PENDING reservation of its SKU; a FULFILLED one's
+COMMITTED; a REJECTED or CANCELLED one holds no PENDING reservation; only BACKORDERED lines wait
+in a queue, and a BACKORDERED order's lines are allocated or queued; the order table and
+PostgreSQL's ``orders`` equal the log. ``conservation``: per SKU, the units on hand plus those in
+transit equal the log's receipts minus removals minus commits.
 """
 from __future__ import annotations
 
@@ -22,16 +30,23 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import text
 
 from common.settings import Settings
-from streams.topics import STOCK_TABLE, WAREHOUSE_TABLE, changelog_topic
+from schemas import AvroCodec, command_codec, event_codec, order_event_codec
+from streams.topics import (ORDER_EVENTS, ORDER_TABLE, STOCK_COMMANDS, STOCK_EVENTS, STOCK_TABLE,
+                            WAREHOUSE_TABLE, changelog_topic)
 
-__all__ = ["read_changelog", "pg_view", "table_view", "violations", "wait_until_caught_up",
-           "warehouse_pg_view", "warehouse_table_view", "warehouse_checks", "warehouse_violations"]
+__all__ = ["scan_topic", "read_changelog", "read_log", "read_stock_events", "read_stock_commands",
+           "read_order_events", "pg_view", "table_view", "violations", "wait_until_caught_up",
+           "warehouse_pg_view", "warehouse_table_view", "warehouse_checks", "warehouse_violations",
+           "conservation", "order_snapshots", "order_figures", "Holdings", "holdings", "order_checks",
+           "order_violations"]
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -41,33 +56,73 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         await consumer.stop()
 
 
-async def read_changelog(settings: Settings, table: str = STOCK_TABLE) -> dict[str, Any]:
-    """An area's table (the stock one unless told) as its compacted changelog holds it: what a
-    recovering worker rebuilds."""
-    topic = changelog_topic(settings, table)
+async def scan_topic(settings: Settings, topic: str, handle: Callable[[ConsumerRecord], None]) -> None:
+    """Hands every committed record of ``topic`` to ``handle``, from its beginning to where it
+    ends now, in log order per partition."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 enable_auto_commit=False, group_id=None,
                                 isolation_level="read_committed")
     await consumer.start()
     try:
-        assert topic in await consumer.topics(), f"changelog topic {topic} not found"
+        assert topic in await consumer.topics(), f"topic {topic} not found"
         partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
-        table: dict[str, Any] = {}
         while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=50_000)
-            for records in batches.values():
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=50_000)).values():
                 for record in records:
-                    key = json.loads(record.key)
-                    if record.value is None:
-                        table.pop(key, None)
-                    else:
-                        table[key] = json.loads(record.value)
-        return table
+                    handle(record)
     finally:
         await stop_consumer(consumer)
+
+
+async def read_changelog(settings: Settings, table: str = STOCK_TABLE) -> dict[str, Any]:
+    """An area's table (the stock one unless told) as its compacted changelog holds it: what a
+    recovering worker rebuilds."""
+    state: dict[str, Any] = {}
+
+    def keep(record: ConsumerRecord) -> None:
+        key = json.loads(record.key)
+        if record.value is None:
+            state.pop(key, None)
+        else:
+            state[key] = json.loads(record.value)
+    await scan_topic(settings, changelog_topic(settings, table), keep)
+    return state
+
+
+async def read_log(settings: Settings, topic: str, codec: AvroCodec, wanted: Callable[[str], bool]) -> list[dict]:
+    """The records of ``topic`` whose key is ``wanted``, decoded, in log order per partition (so
+    per key). A stock command's or event's body gets its ``type``: the name of its record."""
+    records: list[dict] = []
+
+    def keep(record: ConsumerRecord) -> None:
+        if record.key is not None and wanted(record.key.decode()):
+            data = codec.decode(record.value)
+            if isinstance(data.get("body"), tuple):
+                data["type"] = data["body"][0].rsplit(".", 1)[-1]
+            records.append(data)
+    await scan_topic(settings, topic, keep)
+    return records
+
+
+async def read_stock_events(settings: Settings, skus: Iterable[str]) -> list[dict]:
+    return await read_log(settings, STOCK_EVENTS, event_codec(), set(skus).__contains__)
+
+
+async def read_stock_commands(settings: Settings, skus: Iterable[str]) -> dict[str, dict]:
+    """Command id -> body (with its ``type``) of every command of ``skus`` in the stock log: the
+    clients', and those the sagas sent (a retry or a re-sent step repeats the same body)."""
+    bodies: dict[str, dict] = {}
+    for command in await read_log(settings, STOCK_COMMANDS, command_codec(), set(skus).__contains__):
+        bodies.setdefault(command["command_id"], {"type": command["type"], **command["body"][1]})
+    return bodies
+
+
+async def read_order_events(settings: Settings, wanted: Callable[[str], bool]) -> list[dict]:
+    """The order log of the orders whose id is ``wanted``."""
+    return await read_log(settings, ORDER_EVENTS, order_event_codec(), wanted)
 
 
 async def pg_view(engine, skus: list[str]) -> dict[str, Any]:
@@ -111,8 +166,8 @@ def table_view(table: dict[str, Any], skus: list[str]) -> dict[str, Any]:
         state = table.get(f"s:{sku}")
         if state is None:
             continue
-        for warehouse, (on_hand, reserved) in state["levels"].items():
-            levels[(sku, warehouse)] = (on_hand, reserved)
+        for warehouse, level in state["levels"].items():  # [on_hand, reserved, pre-order fields...]
+            levels[(sku, warehouse)] = (level[0], level[1])
         if state["levels"]:
             versions[sku] = state["seq"]
     wanted = set(skus)
@@ -225,3 +280,229 @@ async def warehouse_violations(settings: Settings, engine, timeout_s: float = 30
         if not found or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.5)
+
+
+# ------------------------------------------------------------------------------ conservation
+def conservation(events: Iterable[dict], table: dict[str, Any], skus: Iterable[str]) -> list[str]:
+    """Per SKU: the units on hand in every warehouse plus those in transit equal the receipts
+    minus the removals (``StockAdjusted``) minus the commits of the stock log (``events``; an
+    event announced twice counts once). A transfer moves units, it never makes or loses any."""
+    moved: Counter = Counter()
+    for event in {e["event_id"]: e for e in events}.values():
+        if event["type"] == "StockAdjusted":
+            moved[event["sku"]] += event["body"][1]["quantity"]
+        elif event["type"] == "Committed":
+            moved[event["sku"]] -= event["body"][1]["quantity"]
+    found = []
+    for sku in skus:
+        state = table.get(f"s:{sku}") or {}
+        on_hand = sum(level[0] for level in state.get("levels", {}).values())
+        in_transit = sum(moving[2] for moving in state.get("tr", {}).values())  # [from, to, units]
+        if on_hand + in_transit != moved[sku]:
+            found.append(f"{sku}: {on_hand} on hand + {in_transit} in transit, but the log received "
+                         f"minus removed minus committed {moved[sku]}")
+    return found
+
+
+# ------------------------------------------------------------------------------ orders
+def order_snapshots(events: Iterable[dict]) -> dict[str, dict]:
+    """Each order as its log has it now: its latest event that is not a refusal (every order
+    event is a snapshot of the whole order)."""
+    latest: dict[str, dict] = {}
+    for event in events:
+        if event["kind"] != "Refused" and event["seq"] >= latest.get(event["order_id"], {}).get("seq", 0):
+            latest[event["order_id"]] = event
+    return latest
+
+
+def order_figures(events: Iterable[dict]) -> dict[str, int]:
+    """How many orders were placed, and reached each status at some point (from the log)."""
+    kinds = Counter(e["kind"] for e in {e["event_id"]: e for e in events}.values())
+    names = {"OrderPlaced": "placed", "OrderReserved": "reserved", "OrderRejected": "rejected",
+             "OrderBackordered": "backordered", "OrderCancelled": "cancelled", "OrderFulfilled": "fulfilled",
+             "PartsReleased": "late_allocations_released", "BackorderWithdrawn": "late_backorders_withdrawn"}
+    return {name: kinds[kind] for kind, name in names.items()}
+
+
+@dataclass
+class Holdings:
+    """What the stock area holds for orders, once settled: reservations by (SKU, id) and the
+    lines waiting in the SKUs' queues, (order, line)."""
+
+    reservations: dict[tuple[str, str], dict] = field(default_factory=dict)
+    queued: set[tuple[str, int]] = field(default_factory=set)
+    skus: set[str] = field(default_factory=set)
+
+    def pending_of(self, order_id: str) -> list[str]:
+        return sorted(rid for (_, rid), held in self.reservations.items()
+                      if held["order"] == order_id and held["state"] == "PENDING")
+
+
+def holdings(table: dict[str, Any], skus: Iterable[str],
+             pg: dict[tuple[str, str], dict] | None = None) -> Holdings:
+    """The stock table's reservations and queues of ``skus``; PostgreSQL's reservations (``pg``)
+    stand in for the ended ones the table forgot (a command that left its SKU's dedup window
+    takes the reservation it ended with it)."""
+    wanted = set(skus)
+    held = dict(pg or {})
+    queued: set[tuple[str, int]] = set()
+    for key, value in table.items():
+        if key.startswith("r:") and value["sku"] in wanted:
+            held[(value["sku"], value["id"])] = {"order": value["order"], "warehouse": value["wh"],
+                                                 "quantity": value["qty"], "state": value["state"]}
+        elif key.startswith("s:") and value.get("sku") in wanted:
+            queued.update((waiting[0], waiting[1]) for waiting in value.get("bo", ()))  # [order, line, ...]
+    return Holdings(held, queued, wanted)
+
+
+async def pg_holdings(engine, skus: list[str]) -> dict[tuple[str, str], dict]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT reservation_id, order_id, sku, warehouse, quantity, state FROM reservations "
+            "WHERE sku = ANY(:skus)"), {"skus": skus})).mappings().all()
+    return {(r["sku"], r["reservation_id"]): {"order": r["order_id"], "warehouse": r["warehouse"],
+                                              "quantity": int(r["quantity"]), "state": r["state"]} for r in rows}
+
+
+async def pg_orders(engine, order_ids: list[str]) -> dict[str, dict]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT order_id, status, lines, version FROM orders WHERE order_id = ANY(:ids)"),
+            {"ids": order_ids})).mappings().all()
+    return {r["order_id"]: {"status": r["status"], "lines": r["lines"], "seq": int(r["version"])} for r in rows}
+
+
+def _parts(order_id: str, line: dict, state: str, holds: Holdings) -> list[str]:
+    """Each part of ``line`` is a reservation of its warehouse and units, in ``state``."""
+    found = []
+    for part in line["parts"]:
+        held = holds.reservations.get((line["sku"], part["reservation_id"]))
+        want = {"order": order_id, "warehouse": part["warehouse"], "quantity": part["quantity"], "state": state}
+        if held != want:
+            found.append(f"order {order_id} line {line['line']}: part {part['reservation_id']} is {held}, "
+                         f"not {want}")
+    return found
+
+
+def _reserved(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
+    """Every line allocated to the unit, each part held (a PREORDERED one's awaiting units too)."""
+    found = []
+    for line in lines:
+        units = sum(part["quantity"] for part in line["parts"])
+        if line["state"] != "ALLOCATED" or units != line["quantity"]:
+            found.append(f"{order['status']} order {order['order_id']} line {line['line']} is {line['state']} "
+                         f"with {units} of {line['quantity']} units allocated")
+        found += _parts(order["order_id"], line, "PENDING", holds)
+    return found
+
+
+def _ended(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
+    """A rejected or cancelled order holds nothing once settled (nor waits: ``_one_order``)."""
+    return [f"{order['status']} order {order['order_id']} holds reservation {rid}"
+            for rid in holds.pending_of(order["order_id"])]
+
+
+def _fulfilled(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
+    """Every line and each of its parts committed (the units left)."""
+    found = [f"FULFILLED order {order['order_id']} line {line['line']} is {line['state']}"
+             for line in lines if line["state"] != "COMMITTED"]
+    return found + [p for line in lines for p in _parts(order["order_id"], line, "COMMITTED", holds)]
+
+
+def _backordered(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
+    """Every line is allocated, or waits in its SKU's queue (or was just served from it)."""
+    found = []
+    for line in lines:
+        if line["state"] == "ALLOCATED":
+            found += _parts(order["order_id"], line, "PENDING", holds)
+            continue
+        prefix = f"{order['order_id']}:{line['line']}:"
+        served = [rid for rid in holds.pending_of(order["order_id"]) if rid.startswith(prefix)]
+        if line["state"] != "BACKORDERED" or not ((order["order_id"], line["line"]) in holds.queued or served):
+            found.append(f"BACKORDERED order {order['order_id']} line {line['line']} is {line['state']}, "
+                         f"neither allocated nor in the queue of {line['sku']}")
+    return found
+
+
+# One check per status; an order in a status the checks do not know yet is only compared.
+_BY_STATUS: dict[str, Callable[[dict, list[dict], Holdings], list[str]]] = {
+    "PENDING": lambda order, lines, holds: [f"order {order['order_id']} is still PENDING"],
+    "RESERVED": _reserved,
+    "PREORDERED": _reserved,
+    "REJECTED": _ended,
+    "CANCELLED": _ended,
+    "FULFILLED": _fulfilled,
+    "BACKORDERED": _backordered,
+}
+
+
+def _summary(order: dict) -> tuple:
+    """What the log, the order table and PostgreSQL must agree on (fields the schema may add
+    later are left out)."""
+    lines = tuple((line["line"], line["sku"], line["quantity"], line["state"],
+                   tuple((p["warehouse"], p["quantity"], p["reservation_id"]) for p in line["parts"]))
+                  for line in order["lines"])
+    return order["status"], order["seq"], lines
+
+
+def _one_order(order: dict, holds: Holdings) -> list[str]:
+    lines = [line for line in order["lines"] if line["sku"] in holds.skus]
+    found = [f"order {order['order_id']} line {line['line']} still waits for its SKU's answer"
+             for line in lines if line["state"] == "PENDING"]
+    check = _BY_STATUS.get(order["status"])
+    found += check(order, lines, holds) if check else []
+    # Only a BACKORDERED line waits (an ended order's were withdrawn: WITHDRAWN).
+    return found + [f"{order['status']} order {order['order_id']} line {line['line']} is {line['state']} "
+                    f"but waits in the queue of {line['sku']}" for line in lines
+                    if line["state"] != "BACKORDERED" and (order["order_id"], line["line"]) in holds.queued]
+
+
+def order_checks(orders: dict[str, dict], holds: Holdings, pg: dict[str, dict],
+                 table: dict[str, Any] | None = None) -> list[str]:
+    """What is wrong with settled ``orders`` (order id -> its latest snapshot in the log), given
+    what the stock area holds, PostgreSQL's ``orders`` rows and the order table (its changelog;
+    None: not compared). Empty: every order settled (none PENDING, no line waiting for its answer);
+    a RESERVED one holds each line's units exactly, in PENDING reservations; a FULFILLED one
+    committed them; a REJECTED or CANCELLED one holds nothing and waits in no queue; a
+    BACKORDERED one's lines are allocated or queued; the table and PostgreSQL equal the log."""
+    found = []
+    for order_id, order in sorted(orders.items()):
+        found += _one_order(order, holds) + _differs(order, "PostgreSQL", pg.get(order_id))
+        if table is not None:
+            found += _differs(order, "the order table", table.get(f"s:{order_id}"))
+    return found
+
+
+def _differs(order: dict, where: str, kept: dict | None) -> list[str]:
+    """``kept`` (status, seq and lines, as ``where`` keeps the order) differs from the log's."""
+    theirs = None if kept is None else _summary({**order, **kept})
+    if theirs == _summary(order):
+        return []
+    return [f"order {order['order_id']}: {where} has {theirs and theirs[:2]}, the log {_summary(order)[:2]} "
+            f"(or their lines differ)"]
+
+
+async def order_violations(settings: Settings, engine, skus: list[str],
+                           wanted: Callable[[str], bool] | None = None, timeout_s: float = 30) -> list[str]:
+    """The orders' violations once their sagas settled, or those left at the deadline: of the
+    orders whose id is ``wanted``, or without it, of every order with a line of ``skus``. Only
+    their lines of ``skus`` are checked against the stock area's holdings."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await _order_problems(settings, engine, skus, wanted or (lambda _: True))
+        if not found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.5)
+
+
+async def _order_problems(settings: Settings, engine, skus: list[str],
+                          wanted: Callable[[str], bool]) -> list[str]:
+    wanted_skus = set(skus)
+    snapshots = order_snapshots(await read_order_events(settings, wanted))
+    orders = {order_id: order for order_id, order in snapshots.items()
+              if any(line["sku"] in wanted_skus for line in order["lines"])}
+    if not orders:
+        return []
+    holds = holdings(await read_changelog(settings), skus, await pg_holdings(engine, skus))
+    return order_checks(orders, holds, await pg_orders(engine, list(orders)),
+                        await read_changelog(settings, ORDER_TABLE))

@@ -1,114 +1,422 @@
 """A sequential model of each SKU, to check a chaos run's log of decisions and its history.
 
-Independent of the production logic on purpose (a second, small implementation of the rules):
-every decision in the log, taken in log order per SKU, must be what the model decides for that
-command in that state, and every read of the read model must be a state the model passed through.
+Independent of the production logic on purpose (a second, small implementation of the rules of
+``streams/stock/logic.py``): every decision in the log, taken in log order per SKU, must be what
+the model decides for that command in that state, event by event (type, version, warehouse,
+level after, and the body fields that matter: reservation, deadline, an allocation's parts, a
+queued line's place, a transfer's id), and every read of the read model must be a state the
+model passed through.
+
+The model decides every command of the stock log, not only the clients': an order line's
+``AllocateLine``, the saga's ``Release``/``Commit`` (ids ``release:``/``commit:``),
+``CancelBackorder``, ``TransferStock`` and ``ArriveTransfer``, and the clock's ``Expire``. Their
+bodies come from the ``stock-commands`` topic (``check(..., bodies=...)``), the clients' from
+their history too; an expiry's from its event (it is decided from a tick, never sent).
+
+Rules (one decider per command kind in ``_DECIDERS``, one effect per event kind in ``_EFFECTS``):
+
+- an order line is planned over the units available per warehouse: the preferred warehouse
+  first, then by strategy (``priority``: the listed ones, then the others by name;
+  ``most_stock``: the most available first, ties by name), each giving what it has, so a line is
+  split only when the ones before fall short; ``Allocated`` (no level, no new version), then a
+  ``Reserved`` per part, or ``AllocationRejected``;
+- the backorder queue is strict FIFO: while a line waits no other line gets stock (it is queued
+  behind, if it may wait, or rejected), and after every decision the head is served while it
+  can be planned; ``Backordered`` and ``BackorderCancelled`` change no level nor version;
+- a transfer takes the units out of its source (in transit) and its arrival puts them in the
+  destination.
+
+A decision of a kind the model does not know (a new command, a new event type, a pre-order) is
+taken from the log as it is, and counted in ``Report.stats["unmodelled"]``: it must not crash the
+check, and a non-zero count says the model needs a new rule.
 
 ``check`` returns the counts the chaos run reports:
 
-- ``lost``: commands the broker acknowledged that never got a decision in the log;
+- ``lost``: commands the broker acknowledged that never got a decision in the log (stock commands
+  in the stock log; order commands in the order log);
 - ``duplicated``: commands decided more than once with different results (re-announcing the
-  same decision after a crash is fine: its event id is the same);
-- ``history_anomalies``: decisions the model would not make, gaps in a SKU's versions, answers a
-  client saw that the log does not hold, reads of states the model never had, acknowledged
-  reservations that vanished from the table, reservations long past their deadline that never
-  expired.
+  same decision after a crash is fine: its events have the same ids and contents);
+- ``history_anomalies``: decisions the model would not make, decisions of commands nobody sent,
+  answers a client saw that the log does not hold, reads of states the model never had,
+  acknowledged reservations that vanished from the table, reservations long past their deadline
+  that never expired.
 
 Time is the commands' own (``occurred_at`` of the decision, its command's ``issued_at``): an
-expiry (command id ``expire:...``, sent by the worker's clock, not by a client) must
-come at or after the reservation's deadline, and a commit at or after it is refused.
+expiry (command id ``expire:...``, sent by the worker's clock, not by a client) must come at or
+after the reservation's deadline, and a commit at or after it is refused.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-__all__ = ["SkuModel", "Report", "check"]
+__all__ = ["SkuModel", "Report", "Fact", "check", "plan"]
 
-_REJECTED = {"ReservationRejected", "CommandRejected"}
+_REJECTED = {"ReservationRejected", "CommandRejected", "AllocationRejected"}
 _ENDED = {"Released": "RELEASED", "Committed": "COMMITTED", "Expired": "EXPIRED"}
 _EXPIRE = "expire:"
+STRATEGIES = ("priority", "most_stock")
 # A reservation this long past its deadline at the end of a run should have expired (the clock
 # ticks every second; a killed worker's partitions move within the session timeout).
 EXPIRY_SLACK_MS = 60_000
 
 
+def plan(available: dict[str, int], quantity: int, preferred: str, strategy: str,
+         priority: Iterable[str]) -> list[tuple[str, int]] | None:
+    """``[(warehouse, units)]`` covering ``quantity`` from the warehouses with units available,
+    in the order the line asks for; None when they do not have enough together."""
+    stocked = sorted(wh for wh, units in available.items() if units > 0)
+    if strategy == "most_stock":
+        ranked = sorted(stocked, key=lambda wh: -available[wh])  # stable: ties stay by name
+    else:
+        listed = [wh for wh in dict.fromkeys(priority) if wh in stocked]
+        ranked = listed + [wh for wh in stocked if wh not in listed]
+    if preferred in stocked:
+        ranked = [preferred] + [wh for wh in ranked if wh != preferred]
+    parts, left = [], quantity
+    for wh in ranked:
+        if left == 0:
+            break
+        parts.append((wh, min(left, available[wh])))
+        left -= parts[-1][1]
+    return None if left else parts
+
+
+def part_id(order_id: str, line: int, warehouse: str) -> str:
+    """The reservation of an order line's part in one warehouse (the ids the stock area uses)."""
+    return f"{order_id}:{line}:{warehouse}"
+
+
+@dataclass
+class Fact:
+    """One event the model expects. ``level``: the (on_hand, reserved) it leaves in ``warehouse``
+    (None: it has no level of its own); ``seq``: the SKU's version it carries; ``body``: the
+    fields its body must hold (more may be there: the schema grows), also what its effect reads."""
+
+    type: str
+    seq: int
+    warehouse: str = ""
+    level: tuple[int, int] | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> bool:
+        return self.type in _REJECTED
+
+
+@dataclass
+class Hold:
+    """A reservation, as the model has it."""
+
+    warehouse: str
+    quantity: int
+    order_id: str = ""
+    state: str = "PENDING"
+    deadline: int = 0  # epoch ms; 0: never
+
+
+@dataclass
+class Command:
+    id: str
+    body: dict[str, Any]
+    at: int  # its issued_at: the decision's occurred_at
+
+    def __getitem__(self, name: str) -> Any:
+        return self.body[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.body.get(name, default)
+
+
 @dataclass
 class SkuModel:
+    sku: str = ""
     exists: bool = False
+    bundle: bool = False
     seq: int = 0
     levels: dict[str, tuple[int, int]] = field(default_factory=dict)
-    # id -> [warehouse, qty, state, deadline (epoch ms, 0: none)]
-    reservations: dict[str, list[Any]] = field(default_factory=dict)
+    reservations: dict[str, Hold] = field(default_factory=dict)
+    in_transit: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (from, to, units)
+    queue: list[dict[str, Any]] = field(default_factory=list)  # waiting lines, as Backordered has them
     snapshots: dict[int, dict[str, tuple[int, int]]] = field(default_factory=lambda: {0: {}})
+    stats: Counter = field(default_factory=Counter)
+    facts: list[Fact] = field(default_factory=list)  # of the decision being made
 
     def level(self, warehouse: str) -> tuple[int, int]:
         return self.levels.get(warehouse, (0, 0))
 
-    def decide(self, body: dict[str, Any], at: int) -> tuple[str, str, tuple[int, int]]:
-        """(event type, warehouse, level after) for the command ``body`` issued at ``at``."""
-        kind = body["type"]
-        if kind == "CreateProduct":
-            return ("CommandRejected", "", (0, 0)) if self.exists else ("ProductCreated", "", (0, 0))
-        if kind == "AdjustStock":
-            return self._adjust(body)
-        if kind == "Reserve":
-            return self._reserve(body)
-        return self._end(body, at)
+    def available(self) -> dict[str, int]:
+        return {wh: on_hand - reserved for wh, (on_hand, reserved) in sorted(self.levels.items())}
 
-    def _adjust(self, body: dict[str, Any]) -> tuple[str, str, tuple[int, int]]:
-        warehouse, quantity = body["warehouse"], body["quantity"]
-        on_hand, reserved = self.level(warehouse)
-        if not self.exists or quantity == 0 or not warehouse or on_hand + quantity < reserved:
-            return "CommandRejected", warehouse, (on_hand, reserved)
-        return "StockAdjusted", warehouse, (on_hand + quantity, reserved)
+    # ------------------------------------------------------------------------ deciding
+    def decide(self, command: Command) -> list[Fact] | None:
+        """The facts of ``command`` (applied as they are decided: a decision may hold several
+        parts, then serve the queue); None for a kind the model does not know."""
+        decider = _DECIDERS.get(command.body.get("type", ""))
+        if decider is None or command.body.get("preorder"):  # no rule for pre-orders yet
+            return None
+        self.facts = []
+        decider(self, command)
+        self._serve(command.at)
+        return self.facts
 
-    def _reserve(self, body: dict[str, Any]) -> tuple[str, str, tuple[int, int]]:
-        warehouse, quantity = body["warehouse"], body["quantity"]
-        on_hand, reserved = self.level(warehouse)
-        if (not self.exists or quantity <= 0 or not warehouse
-                or body["reservation_id"] in self.reservations or on_hand - reserved < quantity):
-            return "ReservationRejected", warehouse, (on_hand, reserved)
-        return "Reserved", warehouse, (on_hand, reserved + quantity)
+    def emit(self, kind: str, warehouse: str = "", level: tuple[int, int] | None = None,
+             versioned: bool | None = None, **body: Any) -> None:
+        """Decide one event and apply it: it carries a new version when it leaves a level (or
+        ``versioned``); a rejection, a plan or a queue change keeps the SKU's version."""
+        bumps = level is not None if versioned is None else versioned
+        fact = Fact(kind, self.seq + 1 if bumps and kind not in _REJECTED else self.seq, warehouse, level, body)
+        self.facts.append(fact)
+        self.apply(fact)
 
-    def _end(self, body: dict[str, Any], at: int) -> tuple[str, str, tuple[int, int]]:
-        held = self.reservations.get(body["reservation_id"])
-        if held is None or held[2] != "PENDING":
-            return "CommandRejected", "", (0, 0)
-        warehouse, quantity, _, deadline = held
-        on_hand, reserved = self.level(warehouse)
-        due = 0 < deadline <= at
-        if body["type"] == "Expire":
-            return ("Expired", warehouse, (on_hand, reserved - quantity)) if due else \
-                ("CommandRejected", warehouse, (on_hand, reserved))
-        if body["type"] == "Commit":
-            if due:
-                return "CommandRejected", warehouse, (on_hand, reserved)
-            return "Committed", warehouse, (on_hand - quantity, reserved - quantity)
-        return "Released", warehouse, (on_hand, reserved - quantity)
+    def reject(self, kind: str = "CommandRejected") -> None:
+        self.emit(kind)
 
-    def apply(self, body: dict[str, Any], kind: str, warehouse: str, level: tuple[int, int],
-              at: int) -> None:
-        self.seq += 1
-        if kind == "ProductCreated":
-            self.exists = True
-        else:
-            self.levels[warehouse] = level
-        if kind == "Reserved":
-            ttl = body.get("ttl_ms", 0)
-            self.reservations[body["reservation_id"]] = [warehouse, body["quantity"], "PENDING",
-                                                         at + ttl if ttl else 0]
-        elif kind in _ENDED:
-            self.reservations[body["reservation_id"]][2] = _ENDED[kind]
-        self.snapshots[self.seq] = dict(self.levels)
+    def hold(self, line: dict[str, Any], planned: list[tuple[str, int]], at: int) -> None:
+        """A line's plan: ``Allocated``, then one ``Reserved`` per part; the same for a line
+        allocated at once and for a backorder served later."""
+        parts = [{"warehouse": wh, "quantity": units, "reservation_id": part_id(line["order_id"], line["line"], wh)}
+                 for wh, units in planned]
+        self.emit("Allocated", order_id=line["order_id"], line=line["line"], quantity=line["quantity"],
+                  strategy=line.get("strategy", "priority"), levels_seen=self.available(), parts=parts)
+        ttl = line.get("ttl_ms", 0)
+        for part in parts:
+            on_hand, reserved = self.level(part["warehouse"])
+            self.emit("Reserved", part["warehouse"], (on_hand, reserved + part["quantity"]),
+                      reservation_id=part["reservation_id"], order_id=line["order_id"],
+                      quantity=part["quantity"], expires_at=at + ttl if ttl else 0)
+
+    def _serve(self, at: int) -> None:
+        """Strict FIFO: the head is served while it can be planned; a head that cannot stops the
+        queue, so no line is served before one that waited longer."""
+        while self.queue:
+            head = self.queue[0]
+            planned = plan(self.available(), head["quantity"], head.get("preferred_warehouse", ""),
+                           head.get("strategy", "priority"), head.get("priority", ()))
+            if planned is None:
+                return
+            self.hold(head, planned, at)
+            self.stats["backorders_served"] += 1
+
+    # ------------------------------------------------------------------------ applying
+    def apply(self, fact: Fact) -> None:
+        """The state after ``fact`` (a rejection changes nothing)."""
+        if fact.rejected:
+            return
+        if fact.level is not None:
+            self.levels[fact.warehouse] = fact.level
+        effect = _EFFECTS.get(fact.type)
+        if effect is not None:
+            effect(self, fact)
+        if fact.seq != self.seq:
+            self.seq = fact.seq
+            self.snapshots[self.seq] = dict(self.levels)
+
+    def adopt(self, events: list[dict[str, Any]]) -> None:
+        """Take a decision the model cannot make from the log: its levels and known effects."""
+        for event in events:
+            moved = event["seq"] > self.seq and event["warehouse"]
+            self.apply(Fact(event["type"], event["seq"], event["warehouse"],
+                            (event["on_hand"], event["reserved"]) if moved else None, event["body"][1]))
 
 
+# ------------------------------------------------------------------------------ deciders
+def _create(model: SkuModel, command: Command) -> None:
+    components = command.get("components") or {}
+    if (model.exists or not command.get("name", "").strip() or command.get("parent") == model.sku
+            or model.sku in components or "" in components or any(n <= 0 for n in components.values())):
+        return model.reject()
+    model.emit("ProductCreated", versioned=True, components=components)
+
+
+def _adjust(model: SkuModel, command: Command) -> None:
+    warehouse, quantity, hold = command["warehouse"], command["quantity"], command.get("hold_id", "")
+    on_hand, reserved = model.level(warehouse)
+    # A receipt comes with the space its warehouse's ledger holds for it; a removal without.
+    if (not model.exists or model.bundle or quantity == 0 or not warehouse or (quantity > 0) != bool(hold)
+            or on_hand + quantity < reserved):
+        return model.reject()
+    model.emit("StockAdjusted", warehouse, (on_hand + quantity, reserved), quantity=quantity)
+
+
+def _threshold(model: SkuModel, command: Command) -> None:
+    warehouse = command["warehouse"]
+    if not model.exists or not warehouse or command["threshold"] < 0:
+        return model.reject()
+    model.emit("LowStockThresholdSet", warehouse, model.level(warehouse), threshold=command["threshold"])
+
+
+def _queued_prefix(model: SkuModel, reservation_id: str) -> bool:
+    """Whether the id is one a waiting line's parts will take when it is served."""
+    return any(reservation_id.startswith(part_id(line["order_id"], line["line"], "")) for line in model.queue)
+
+
+def _reserve(model: SkuModel, command: Command) -> None:
+    rid, warehouse, quantity, ttl = (command["reservation_id"], command["warehouse"], command["quantity"],
+                                     command.get("ttl_ms", 0))
+    on_hand, reserved = model.level(warehouse)
+    if (not model.exists or model.bundle or quantity <= 0 or not warehouse or rid in model.reservations
+            or _queued_prefix(model, rid) or ttl < 0 or on_hand - reserved < quantity):
+        return model.reject("ReservationRejected")
+    model.emit("Reserved", warehouse, (on_hand, reserved + quantity), reservation_id=rid,
+               order_id=command.get("order_id", ""), quantity=quantity, expires_at=command.at + ttl if ttl else 0)
+
+
+def _end(model: SkuModel, command: Command) -> None:
+    """Release, Commit or the clock's Expire of a pending reservation."""
+    kind, held = command["type"], model.reservations.get(command["reservation_id"])
+    if held is None or held.state != "PENDING":
+        return model.reject()
+    due = 0 < held.deadline <= command.at
+    if (kind == "Expire" and not due) or (kind == "Commit" and due):
+        return model.reject()
+    on_hand, reserved = model.level(held.warehouse)
+    left = held.quantity if kind == "Commit" else 0  # committed units leave the warehouse
+    model.emit({"Release": "Released", "Commit": "Committed", "Expire": "Expired"}[kind], held.warehouse,
+               (on_hand - left, reserved - held.quantity), reservation_id=command["reservation_id"],
+               quantity=held.quantity)
+
+
+def _allocate(model: SkuModel, command: Command) -> None:
+    line = command.body
+    if (not model.exists or model.bundle or line["quantity"] <= 0 or line.get("strategy") not in STRATEGIES
+            or line.get("ttl_ms", 0) < 0):
+        return model.reject("AllocationRejected")
+    # Strict FIFO: while lines wait, the units available are theirs, whatever this line needs.
+    planned = None if model.queue else plan(model.available(), line["quantity"],
+                                            line.get("preferred_warehouse", ""), line["strategy"],
+                                            line.get("priority", ()))
+    if planned is None and line.get("backorder"):
+        return _enqueue(model, line)
+    taken = planned and any(part_id(line["order_id"], line["line"], wh) in model.reservations for wh, _ in planned)
+    if planned is None or taken:
+        return model.reject("AllocationRejected")
+    model.hold(line, planned, command.at)
+
+
+def _enqueue(model: SkuModel, line: dict[str, Any]) -> None:
+    """At the queue's tail; never twice, nor a line that holds a part in any warehouse already."""
+    key = (line["order_id"], line["line"])
+    if (any((w["order_id"], w["line"]) == key for w in model.queue)
+            or any(part_id(*key, wh) in model.reservations for wh in model.levels)):
+        return model.reject("AllocationRejected")
+    model.emit("Backordered", order_id=line["order_id"], line=line["line"], quantity=line["quantity"],
+               position=len(model.queue) + 1, preferred_warehouse=line.get("preferred_warehouse", ""),
+               strategy=line.get("strategy", "priority"), priority=list(line.get("priority", ())),
+               ttl_ms=line.get("ttl_ms", 0))
+
+
+def _unqueue(model: SkuModel, command: Command) -> None:
+    waiting = [w for w in model.queue if (w["order_id"], w["line"]) == (command["order_id"], command["line"])]
+    if not waiting:
+        return model.reject()
+    model.emit("BackorderCancelled", order_id=command["order_id"], line=command["line"],
+               quantity=waiting[0]["quantity"])
+
+
+def _transfer_out(model: SkuModel, command: Command) -> None:
+    source, quantity = command["source"], command["quantity"]
+    on_hand, reserved = model.level(source)
+    if (not model.exists or model.bundle or quantity <= 0 or not source or source == command["destination"]
+            or command.id in model.in_transit or on_hand - reserved < quantity):
+        return model.reject()
+    model.emit("TransferredOut", source, (on_hand - quantity, reserved), transfer_id=command.id,
+               destination=command["destination"], quantity=quantity)
+
+
+def _transfer_in(model: SkuModel, command: Command) -> None:
+    moving = model.in_transit.get(command["transfer_id"])
+    if moving is None:
+        return model.reject()
+    source, destination, quantity = moving
+    on_hand, reserved = model.level(destination)
+    model.emit("TransferArrived", destination, (on_hand + quantity, reserved), transfer_id=command["transfer_id"],
+               source=source, quantity=quantity)
+
+
+_DECIDERS: dict[str, Callable[[SkuModel, Command], None]] = {
+    "CreateProduct": _create,
+    "AdjustStock": _adjust,
+    "SetLowStockThreshold": _threshold,
+    "Reserve": _reserve,
+    "Release": _end,
+    "Commit": _end,
+    "Expire": _end,
+    "AllocateLine": _allocate,
+    "CancelBackorder": _unqueue,
+    "TransferStock": _transfer_out,
+    "ArriveTransfer": _transfer_in,
+}
+
+
+# ------------------------------------------------------------------------------ effects
+def _created(model: SkuModel, fact: Fact) -> None:
+    model.exists, model.bundle = True, bool(fact.body.get("components"))
+
+
+def _reserved(model: SkuModel, fact: Fact) -> None:
+    body = fact.body
+    model.reservations[body["reservation_id"]] = Hold(fact.warehouse, body["quantity"], body.get("order_id", ""),
+                                                      deadline=body.get("expires_at", 0))
+
+
+def _ended(model: SkuModel, fact: Fact) -> None:
+    held = model.reservations.get(fact.body["reservation_id"])
+    if held is not None:
+        held.state = _ENDED[fact.type]
+
+
+def _allocated(model: SkuModel, fact: Fact) -> None:
+    """A plan of the queue's head pops it; any other is of a line allocated at once."""
+    head = model.queue[0] if model.queue else {}
+    if (head.get("order_id"), head.get("line")) == (fact.body["order_id"], fact.body["line"]):
+        model.queue.pop(0)
+
+
+def _backordered(model: SkuModel, fact: Fact) -> None:
+    model.queue.append(dict(fact.body))
+
+
+def _backorder_cancelled(model: SkuModel, fact: Fact) -> None:
+    key = (fact.body["order_id"], fact.body["line"])
+    model.queue = [w for w in model.queue if (w["order_id"], w["line"]) != key]
+
+
+def _transferred_out(model: SkuModel, fact: Fact) -> None:
+    body = fact.body
+    model.in_transit[body["transfer_id"]] = (fact.warehouse, body["destination"], body["quantity"])
+
+
+def _transfer_arrived(model: SkuModel, fact: Fact) -> None:
+    model.in_transit.pop(fact.body["transfer_id"], None)
+
+
+_EFFECTS: dict[str, Callable[[SkuModel, Fact], None]] = {
+    "ProductCreated": _created,
+    "Reserved": _reserved,
+    "Released": _ended,
+    "Committed": _ended,
+    "Expired": _ended,
+    "Allocated": _allocated,
+    "Backordered": _backordered,
+    "BackorderCancelled": _backorder_cancelled,
+    "TransferredOut": _transferred_out,
+    "TransferArrived": _transfer_arrived,
+}
+# Event types the model decides itself; a decision holding any other is taken from the log.
+_KNOWN = set(_EFFECTS) | _REJECTED | {"StockAdjusted", "LowStockThresholdSet"}
+
+
+# ------------------------------------------------------------------------------ checking
 @dataclass
 class Report:
     lost: int = 0
     duplicated: int = 0
     history_anomalies: int = 0
     examples: list[str] = field(default_factory=list)
+    stats: Counter = field(default_factory=Counter)
+    decided: Counter = field(default_factory=Counter)  # decisions the model made, per command type
 
     def anomaly(self, what: str) -> None:
         self.history_anomalies += 1
@@ -119,73 +427,116 @@ class Report:
             self.examples.append(what)
 
 
-def _first_decisions(events: Iterable[dict[str, Any]], report: Report) -> list[dict[str, Any]]:
-    """Each command's decision once, in log order; a command decided twice differently counts."""
-    first: dict[str, dict[str, Any]] = {}
-    ordered = []
-    for event in events:
-        seen = first.get(event["command_id"])
-        if seen is None:
-            first[event["command_id"]] = event
-            ordered.append(event)
-        elif _outcome(seen) != _outcome(event):
-            report.duplicated += 1
-            report._example(f"command {event['command_id']} decided twice: {_outcome(seen)} then {_outcome(event)}")
-    return ordered
-
-
 def _outcome(event: dict[str, Any]) -> tuple:
     return event["type"], event["seq"], event["warehouse"], event["on_hand"], event["reserved"]
 
 
-def _replay(model: SkuModel, event: dict[str, Any], body: dict[str, Any] | None, report: Report) -> None:
+def _decisions(events: Iterable[dict[str, Any]], report: Report) -> list[list[dict[str, Any]]]:
+    """Each decision once, as its events in log order (one SKU's decision is one run of its
+    events with one command id). An event announced again (same id) is dropped, or counts as a
+    duplicate if it differs; so does a second decision of a command."""
+    seen: dict[str, tuple] = {}
+    decided: set[tuple[str, str]] = set()
+    last: dict[str, list[dict[str, Any]]] = {}
+    out: list[list[dict[str, Any]]] = []
+    for event in events:
+        event_id = event["event_id"]
+        if event_id in seen:
+            if seen[event_id] != _outcome(event):
+                report.duplicated += 1
+                report._example(f"event {event_id} of command {event['command_id']} announced twice: "
+                                f"{seen[event_id]} then {_outcome(event)}")
+            continue
+        seen[event_id] = _outcome(event)
+        sku, command_id = event["sku"], event["command_id"]
+        current = last.get(sku)
+        if current is not None and current[0]["command_id"] == command_id:
+            current.append(event)
+        elif (sku, command_id) in decided:
+            report.duplicated += 1
+            report._example(f"command {command_id} of {sku} decided twice")
+        else:
+            decided.add((sku, command_id))
+            last[sku] = [event]
+            out.append(last[sku])
+    return out
+
+
+def _same(expected: Any, logged: Any) -> bool:
+    """``logged`` holds what is ``expected`` (a record may hold more fields than the model knows)."""
+    if isinstance(expected, dict):
+        return isinstance(logged, dict) and all(_same(v, logged.get(k)) for k, v in expected.items())
+    if isinstance(expected, (list, tuple)):
+        return (isinstance(logged, (list, tuple)) and len(expected) == len(logged)
+                and all(_same(a, b) for a, b in zip(expected, logged)))
+    return expected == logged
+
+
+def _difference(fact: Fact, event: dict[str, Any]) -> str:
+    """How ``event`` differs from the model's ``fact`` ("" when it does not)."""
+    if fact.type != event["type"]:
+        return f"{event['type']}, the model says {fact.type}"
+    if fact.seq != event["seq"]:
+        return f"{fact.type} at version {event['seq']}, the model's is {fact.seq}"
+    logged = (event["warehouse"], event["on_hand"], event["reserved"])
+    if fact.level is not None and logged != (fact.warehouse, *fact.level):
+        return f"{fact.type} left {logged}, the model {(fact.warehouse, *fact.level)}"
+    wrong = {k: (event["body"][1].get(k), v) for k, v in fact.body.items() if not _same(v, event["body"][1].get(k))}
+    return f"{fact.type} holds (logged, model) {wrong}" if wrong else ""
+
+
+def _compare(facts: list[Fact], events: list[dict[str, Any]]) -> str:
+    if [f.type for f in facts] != [e["type"] for e in events]:
+        return f"decided {[e['type'] for e in events]}, the model says {[f.type for f in facts]}"
+    return next((d for f, e in zip(facts, events) if (d := _difference(f, e))), "")
+
+
+def _replay(model: SkuModel, events: list[dict[str, Any]], body: dict[str, Any] | None, report: Report) -> None:
+    first = events[0]
     if body is None:
-        report.anomaly(f"{event['sku']}: a decision for command {event['command_id']} nobody sent")
+        report.anomaly(f"{first['sku']}: a decision for command {first['command_id']} nobody sent")
         return
-    kind, warehouse, level = model.decide(body, event["occurred_at"])
-    if kind != event["type"]:
-        report.anomaly(f"{event['sku']}: {body['type']} {event['command_id']} decided {event['type']}, "
-                       f"the model says {kind}")
+    unknown = [e["type"] for e in events if e["type"] not in _KNOWN]
+    facts = None if unknown else model.decide(Command(first["command_id"], body, first["occurred_at"]))
+    if facts is None:
+        model.adopt(events)
+        report.stats["unmodelled"] += 1
         return
-    if kind in _REJECTED:
-        return
-    if event["seq"] != model.seq + 1:
-        report.anomaly(f"{event['sku']}: version {event['seq']} follows {model.seq}")
-    if kind != "ProductCreated" and (event["on_hand"], event["reserved"]) != level:
-        report.anomaly(f"{event['sku']}: {kind} left {(event['on_hand'], event['reserved'])}, model {level}")
-    if kind == "Reserved" and event["body"][1].get("expires_at", 0) != model_deadline(body, event):
-        report.anomaly(f"{event['sku']}: reservation {body['reservation_id']} got deadline "
-                       f"{event['body'][1].get('expires_at')}, the model {model_deadline(body, event)}")
-    model.apply(body, kind, warehouse, level, event["occurred_at"])
+    report.decided[body["type"]] += 1
+    if problem := _compare(facts, events):
+        report.anomaly(f"{first['sku']}: {body.get('type')} {first['command_id']} {problem}")
 
 
-def model_deadline(body: dict[str, Any], event: dict[str, Any]) -> int:
-    ttl = body.get("ttl_ms", 0)
-    return event["occurred_at"] + ttl if ttl else 0
-
-
-def _body_of(event: dict[str, Any], commands: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """The command a decision answers: a client's, or an expiry the worker's clock decided."""
-    command_id = event["command_id"]
-    if command_id in commands:
-        return commands[command_id].get("body")
-    if command_id.startswith(_EXPIRE) and event.get("sender") == "clock":
-        return {"type": "Expire", "reservation_id": event["body"][1]["reservation_id"]}
+def _body_of(events: list[dict[str, Any]], bodies: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The command a decision answers, from the log or a client; or an expiry the clock decided."""
+    first = events[0]
+    command_id = first["command_id"]
+    if command_id in bodies:
+        return bodies[command_id]
+    if command_id.startswith(_EXPIRE) and first.get("sender") == "clock":
+        return {"type": "Expire", "reservation_id": first["body"][1]["reservation_id"]}
     return None
 
 
 def check(calls: list[dict[str, Any]], events: list[dict[str, Any]],
-          table_reservations: dict[str, tuple[str, str]], now_ms: int | None = None) -> Report:
-    """Checks the log (``events`` in log order) against the history ``calls`` and the table;
-    with ``now_ms``, also that reservations long past their deadline have expired."""
+          table_reservations: dict[str, tuple[str, str]], now_ms: int | None = None,
+          bodies: dict[str, dict[str, Any]] | None = None,
+          order_events: Iterable[dict[str, Any]] = ()) -> Report:
+    """Checks the stock log (``events`` in log order) against the history ``calls``, the stock
+    commands' ``bodies`` (command id -> body, from ``stock-commands``), the order log
+    (``order_events``: the answers to order commands) and the table; with ``now_ms``, also that
+    reservations long past their deadline have expired."""
     report = Report()
     commands = {c["id"]: c for c in calls if c["op"] == "command"}
+    known = {**{cid: c["body"] for cid, c in commands.items()}, **(bodies or {})}
     models: dict[str, SkuModel] = {}
     decided: dict[str, str] = {}
-    for event in _first_decisions(events, report):
-        body = _body_of(event, commands)
-        _replay(models.setdefault(event["sku"], SkuModel()), event, body, report)
-        decided[event["command_id"]] = event["type"]
+    for decision in _decisions(events, report):
+        sku = decision[0]["sku"]
+        _replay(models.setdefault(sku, SkuModel(sku)), decision, _body_of(decision, known), report)
+        decided[decision[0]["command_id"]] = decision[0]["type"]
+    for event in order_events:
+        decided.setdefault(event["command_id"], event["kind"])
     for call in commands.values():
         _check_answer(call, decided.get(call["id"]), report)
     for call in calls:
@@ -194,14 +545,16 @@ def check(calls: list[dict[str, Any]], events: list[dict[str, Any]],
     _check_reservations(models, table_reservations, report)
     if now_ms is not None:
         _check_expired(models, now_ms, report)
+    for model in models.values():
+        report.stats.update(model.stats)
     return report
 
 
 def _check_expired(models: dict[str, SkuModel], now_ms: int, report: Report) -> None:
     for sku, model in models.items():
-        for reservation_id, (_, _, state, deadline) in model.reservations.items():
-            if state == "PENDING" and 0 < deadline < now_ms - EXPIRY_SLACK_MS:
-                report.anomaly(f"reservation {reservation_id} of {sku} due at {deadline} never expired")
+        for reservation_id, held in model.reservations.items():
+            if held.state == "PENDING" and 0 < held.deadline < now_ms - EXPIRY_SLACK_MS:
+                report.anomaly(f"reservation {reservation_id} of {sku} due at {held.deadline} never expired")
 
 
 def _check_answer(call: dict[str, Any], logged: str | None, report: Report) -> None:
@@ -225,9 +578,9 @@ def _check_read(call: dict[str, Any], model: SkuModel | None, report: Report) ->
 def _check_reservations(models: dict[str, SkuModel], table: dict[str, tuple[str, str]],
                         report: Report) -> None:
     for sku, model in models.items():
-        for reservation_id, (_, _, state, _) in model.reservations.items():
-            held = table.get(reservation_id)
-            if held is None and state == "PENDING":
+        for reservation_id, held in model.reservations.items():
+            in_table = table.get(reservation_id)
+            if in_table is None and held.state == "PENDING":
                 report.anomaly(f"pending reservation {reservation_id} of {sku} vanished from the table")
-            elif held is not None and held != (sku, state):
-                report.anomaly(f"reservation {reservation_id}: table {held}, model {(sku, state)}")
+            elif in_table is not None and in_table != (sku, held.state):
+                report.anomaly(f"reservation {reservation_id}: table {in_table}, model {(sku, held.state)}")

@@ -20,9 +20,11 @@ async def create_backorder(backorder: BackorderIn, gateway: GatewayDep, engine: 
                            settings: SettingsDep, command_id: CommandIdDep):
     """Order a product whether or not it is in stock: RESERVED when the units are there now,
     BACKORDERED otherwise; waiting backorders of a SKU are served first, in the order they came,
-    as soon as stock arrives (a receipt, a transfer in, a release, an expiry). Its id is an
+    as soon as stock arrives (a receipt, a transfer in, a release, an expiry; with
+    `allow_preorders`, also units announced as incoming: PREORDERED until they arrive). Its id is an
     order's: follow it with `GET /orders/{id}`, cancel it with `POST /orders/{id}/cancel`."""
     order = OrderIn(order_id=backorder.backorder_id, customer=backorder.customer,
                     lines=[OrderLineIn(product_id=backorder.product_id, quantity=backorder.quantity)],
-                    preferred_warehouse=backorder.preferred_warehouse, allow_backorders=True)
+                    preferred_warehouse=backorder.preferred_warehouse, allow_backorders=True,
+                    allow_preorders=backorder.allow_preorders)
     return await place_order(order, gateway, engine, settings, command_id)

@@ -20,7 +20,7 @@ import pytest
 
 from common.settings import Settings
 from storage.db import create_engine
-from chaos.invariants import stop_consumer, violations, wait_until_caught_up, warehouse_violations
+from chaos.invariants import order_violations, stop_consumer, violations, wait_until_caught_up, warehouse_violations
 
 __all__ = ["Process", "assert_invariants", "create_stocked_product", "stop_consumer", "new_sku",
            "wait_until_serving"]
@@ -195,12 +195,15 @@ async def create_stocked_product(client: httpx.AsyncClient, units: int, warehous
 async def assert_invariants(settings: Settings, engine, skus: list[str], timeout_s: float = 30) -> dict:
     """No oversell; the ledger folds to the levels; PostgreSQL equals the changelogged table;
     no command applied twice; every warehouse within its capacity, its ledger equal to its SKUs'
-    units (chaos/invariants.py). Waits (bounded) for the sink to catch up."""
+    units; every order with a line of ``skus`` settled and holding what its status says, as its
+    log, table and PostgreSQL agree (chaos/invariants.py). Waits (bounded) for the sink to catch up."""
     table, pg, caught_up = await wait_until_caught_up(settings, engine, skus, timeout_s)
     assert caught_up, f"PostgreSQL never caught up with the table: {table['versions']} vs {pg['versions']}"
     found = violations(table, pg)
     assert not found, "\n".join(found)
     # Every warehouse: within capacity, its receipts settled, its ledger = its SKUs' units.
     found = await warehouse_violations(settings, engine, timeout_s)
+    assert not found, "\n".join(found)
+    found = await order_violations(settings, engine, skus, timeout_s=timeout_s)
     assert not found, "\n".join(found)
     return pg

@@ -188,9 +188,8 @@ async def test_an_expired_pre_order_gives_its_units_back_to_the_incoming_ones(cl
 async def test_a_backordered_line_is_pre_ordered_when_stock_is_announced_then_reserved(client, settings, engine):
     warehouse = await create_warehouse(client, 100)
     sku = await create_stocked_product(client, 0)
-    placed = await client.post("/orders", json={
-        "customer": "patient", "allow_backorders": True, "allow_preorders": True,
-        "lines": [{"product_id": sku, "quantity": 3}]})
+    placed = await client.post("/backorders", json={
+        "customer": "patient", "allow_preorders": True, "product_id": sku, "quantity": 3})
     assert placed.json()["status"] == "BACKORDERED", placed.text
     order_id = placed.json()["order_id"]
 

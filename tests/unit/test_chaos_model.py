@@ -1,39 +1,52 @@
 """The chaos checker must flag what it is there to flag (and nothing in a clean history)."""
 from __future__ import annotations
 
-from chaos.model import check
+from chaos.invariants import Holdings, conservation, holdings, order_checks, order_snapshots
+from chaos.model import check, plan
 
 
-def _cmd(cid, body, accepted=True, outcome="ok", kind=""):
-    return {"op": "command", "id": cid, "sku": "S", "body": body, "accepted": accepted,
+def _cmd(cid, body, accepted=True, outcome="ok", kind="", sku="S", key=""):
+    return {"op": "command", "id": cid, "sku": sku, "key": key, "body": body, "accepted": accepted,
             "outcome": outcome, "kind": kind}
 
 
-def _event(cid, kind, seq, wh="", on_hand=0, reserved=0, at=0, expires_at=0, sender="chaos",
-           reservation_id=""):
-    return {"command_id": cid, "sku": "S", "type": kind, "seq": seq, "warehouse": wh,
-            "on_hand": on_hand, "reserved": reserved, "occurred_at": at, "sender": sender,
-            "body": (f"inventory.events.{kind}", {"expires_at": expires_at,
-                                                   "reservation_id": reservation_id})}
+def _event(cid, kind, seq, wh="", on_hand=0, reserved=0, at=0, sender="chaos", index=0, **body):
+    return {"event_id": f"{cid}/{index}", "command_id": cid, "sku": "S", "type": kind, "seq": seq,
+            "warehouse": wh, "on_hand": on_hand, "reserved": reserved, "occurred_at": at, "sender": sender,
+            "body": (f"inventory.events.{kind}", body)}
+
+
+def _reserved(cid, seq, wh, on_hand, reserved, rid, qty, order="o", index=0, at=0, expires_at=0):
+    return _event(cid, "Reserved", seq, wh, on_hand, reserved, at=at, index=index, reservation_id=rid,
+                  order_id=order, quantity=qty, expires_at=expires_at)
+
+
+def _receipt(cid, wh, qty):
+    return {"type": "AdjustStock", "warehouse": wh, "quantity": qty, "reason": "r", "hold_id": cid}
 
 
 def _clean():
     calls = [
-        _cmd("c1", {"type": "CreateProduct"}, kind="ProductCreated"),
-        _cmd("c2", {"type": "AdjustStock", "warehouse": "w", "quantity": 2}, kind="StockAdjusted"),
-        _cmd("c3", {"type": "Reserve", "reservation_id": "r1", "warehouse": "w", "quantity": 2}, kind="Reserved"),
-        _cmd("c4", {"type": "Reserve", "reservation_id": "r2", "warehouse": "w", "quantity": 1},
+        _cmd("c1", {"type": "CreateProduct", "name": "p"}, kind="ProductCreated"),
+        _cmd("c2", _receipt("c2", "w", 2), kind="StockAdjusted"),
+        _cmd("c3", {"type": "Reserve", "reservation_id": "r1", "order_id": "o", "warehouse": "w", "quantity": 2},
+             kind="Reserved"),
+        _cmd("c4", {"type": "Reserve", "reservation_id": "r2", "order_id": "o", "warehouse": "w", "quantity": 1},
              outcome="fail", kind="ReservationRejected"),
         {"op": "read", "sku": "S", "levels": [["w", 2, 2, 3]]},
     ]
-    events = [_event("c1", "ProductCreated", 1), _event("c2", "StockAdjusted", 2, "w", 2, 0),
-              _event("c3", "Reserved", 3, "w", 2, 2), _event("c4", "ReservationRejected", 3, "w", 2, 2)]
+    events = [_event("c1", "ProductCreated", 1, name="p", components={}),
+              _event("c2", "StockAdjusted", 2, "w", 2, 0, quantity=2),
+              _reserved("c3", 3, "w", 2, 2, "r1", 2), _event("c4", "ReservationRejected", 3, "w", 2, 2)]
     return calls, events, {"r1": ("S", "PENDING")}
 
 
-def test_a_clean_history_has_no_anomalies():
-    report = check(*_clean())
+def _clean_report(report):
     assert (report.lost, report.duplicated, report.history_anomalies) == (0, 0, 0), report.examples
+
+
+def test_a_clean_history_has_no_anomalies():
+    _clean_report(check(*_clean()))
 
 
 def test_a_redelivered_identical_decision_is_not_a_duplicate():
@@ -44,14 +57,15 @@ def test_a_redelivered_identical_decision_is_not_a_duplicate():
 
 def test_flags_lost_duplicated_oversold_stale_reads_and_vanished_reservations():
     calls, events, table = _clean()
-    calls.append(_cmd("c5", {"type": "AdjustStock", "warehouse": "w", "quantity": 1}))
+    calls.append(_cmd("c5", _receipt("c5", "w", 1)))
     assert check(calls, events, table).lost == 1
 
     calls, events, table = _clean()
-    assert check(calls, events + [_event("c3", "Reserved", 4, "w", 2, 2)], table).duplicated == 1
+    assert check(calls, events + [_reserved("c3", 4, "w", 2, 2, "r1", 2)], table).duplicated == 1
+    assert check(calls, events + [_reserved("c3", 4, "w", 2, 2, "r1", 2, index=1)], table).duplicated == 1
 
     calls, events, table = _clean()
-    events[3] = _event("c4", "Reserved", 4, "w", 2, 3)  # would oversell
+    events[3] = _reserved("c4", 4, "w", 2, 3, "r2", 1)  # would oversell
     assert check(calls, events, table).history_anomalies >= 1
 
     calls, events, table = _clean()
@@ -62,29 +76,35 @@ def test_flags_lost_duplicated_oversold_stale_reads_and_vanished_reservations():
     assert check(calls, events, {}).history_anomalies == 1  # pending r1 vanished
 
 
+def test_a_receipt_that_bypassed_its_warehouse_ledger_must_be_refused():
+    calls, events, table = _clean()
+    del calls[1]["body"]["hold_id"]
+    report = check(calls, events, table)
+    assert any("the model says ['CommandRejected']" in e for e in report.examples), report.examples
+
+
 def _expiring(expire_at: int, commit_at: int | None = None):
     """r1 (2 units, TTL 1 s from t=1000), then the clock's expiry at ``expire_at``."""
     calls, events, _ = _clean()
     calls[2]["body"]["ttl_ms"] = 1_000
-    events[2] = _event("c3", "Reserved", 3, "w", 2, 2, at=1_000, expires_at=2_000)
+    events[2] = _reserved("c3", 3, "w", 2, 2, "r1", 2, at=1_000, expires_at=2_000)
     events.append(_event("expire:0000000002000:S:r1", "Expired", 4, "w", 2, 0, at=expire_at,
-                         sender="clock", reservation_id="r1"))
+                         sender="clock", reservation_id="r1", quantity=2))
     if commit_at is not None:
         calls.append(_cmd("c5", {"type": "Commit", "reservation_id": "r1"}, kind="Committed"))
-        events.insert(4, _event("c5", "Committed", 4, "w", 0, 0, at=commit_at))
+        events.insert(4, _event("c5", "Committed", 4, "w", 0, 0, at=commit_at, reservation_id="r1", quantity=2))
     return calls, events, {"r1": ("S", "EXPIRED")}
 
 
 def test_an_expiry_at_or_after_the_deadline_is_clean_and_before_it_is_flagged():
-    report = check(*_expiring(2_000), now_ms=10**9)
-    assert (report.lost, report.duplicated, report.history_anomalies) == (0, 0, 0), report.examples
+    _clean_report(check(*_expiring(2_000), now_ms=10**9))
     assert check(*_expiring(1_999)).history_anomalies >= 1
 
 
 def test_a_commit_after_the_deadline_must_be_refused():
     report = check(*_expiring(2_500, commit_at=2_000))
-    assert any("decided Committed, the model says CommandRejected" in e for e in report.examples), \
-        report.examples
+    assert any(e.startswith("S: Commit c5 decided ['Committed'], the model says ['CommandRejected']")
+               for e in report.examples), report.examples
 
 
 def test_a_reservation_long_past_its_deadline_that_never_expired_is_flagged():
@@ -98,13 +118,344 @@ def test_a_reservation_long_past_its_deadline_that_never_expired_is_flagged():
 
 def test_the_history_records_every_command_body_as_json():
     """A product's attributes are a read-only mapping, which asdict cannot copy (make chaos broke
-    on its first CreateProduct when variants added them)."""
+    on its first CreateProduct when variants added them); an order's lines are records."""
     import json
 
     from chaos.clients import body_to_json
+    from streams.orders.records import OrderLine, PlaceOrder
     from streams.stock.records import CreateProduct
 
     body = body_to_json(CreateProduct("shirt", parent="p", attributes={"size": "L"}))
     assert json.loads(json.dumps(body)) == {"type": "CreateProduct", "name": "shirt", "description": "",
                                             "category": "", "parent": "p", "attributes": {"size": "L"},
                                             "components": {}}
+    order = json.loads(json.dumps(body_to_json(PlaceOrder("c", (OrderLine("S", 2),), priority=("a", "b")))))
+    assert order["type"] == "PlaceOrder" and order["lines"] == [{"sku": "S", "quantity": 2}]
+    assert order["priority"] == ["a", "b"]
+
+
+# ------------------------------------------------------------------------ allocation
+def test_the_plan_takes_the_preferred_warehouse_first_then_by_strategy_and_splits():
+    available = {"a": 2, "b": 5, "c": 0, "d": 3}
+    assert plan(available, 4, "", "priority", ["d"]) == [("d", 3), ("a", 1)]
+    assert plan(available, 4, "a", "priority", ["d"]) == [("a", 2), ("d", 2)]
+    assert plan(available, 7, "", "most_stock", []) == [("b", 5), ("d", 2)]
+    assert plan(available, 2, "c", "most_stock", []) == [("b", 2)], "a warehouse with nothing is skipped"
+    assert plan({"x": 1, "y": 1}, 2, "", "most_stock", []) == [("x", 1), ("y", 1)], "ties by name"
+    assert plan(available, 11, "", "priority", []) is None
+
+
+def _line(order, qty, **more):
+    return {"type": "AllocateLine", "order_id": order, "line": 1, "quantity": qty, "preferred_warehouse": "",
+            "strategy": "priority", "priority": [], "ttl_ms": 0, "backorder": False, **more}
+
+
+def _allocated(cid, seq, order, qty, seen, parts, index=0):
+    return _event(cid, "Allocated", seq, index=index, order_id=order, line=1, quantity=qty, strategy="priority",
+                  levels_seen=seen, parts=[{"warehouse": w, "quantity": q, "reservation_id": f"{order}:1:{w}",
+                                            "awaiting": 0} for w, q in parts])
+
+
+def _stocked(east=3, west=5):
+    """S with ``east`` units in east and ``west`` in west (versions 1-3)."""
+    bodies = {"c1": {"type": "CreateProduct", "name": "p"}, "c2": _receipt("c2", "east", east),
+              "c3": _receipt("c3", "west", west)}
+    events = [_event("c1", "ProductCreated", 1, name="p", components={}),
+              _event("c2", "StockAdjusted", 2, "east", east, 0, quantity=east),
+              _event("c3", "StockAdjusted", 3, "west", west, 0, quantity=west)]
+    return bodies, events
+
+
+def _split_order():
+    """o1's line of 6, preferring east (3 units): 3 from east, 3 from west."""
+    bodies, events = _stocked()
+    bodies["allocate:o1:1"] = _line("o1", 6, preferred_warehouse="east")
+    events += [_allocated("allocate:o1:1", 3, "o1", 6, {"east": 3, "west": 5}, [("east", 3), ("west", 3)]),
+               _reserved("allocate:o1:1", 4, "east", 3, 3, "o1:1:east", 3, order="o1", index=1),
+               _reserved("allocate:o1:1", 5, "west", 5, 3, "o1:1:west", 3, order="o1", index=2)]
+    return bodies, events
+
+
+def test_an_order_line_is_split_preferred_first_and_saga_commands_are_decided_too():
+    bodies, events = _split_order()
+    bodies["release:o1:1:east"] = {"type": "Release", "reservation_id": "o1:1:east"}
+    events.append(_event("release:o1:1:east", "Released", 6, "east", 3, 0, reservation_id="o1:1:east", quantity=3))
+    report = check([], events, {"o1:1:east": ("S", "RELEASED"), "o1:1:west": ("S", "PENDING")}, bodies=bodies)
+    _clean_report(report)
+    assert report.decided == {"CreateProduct": 1, "AdjustStock": 2, "AllocateLine": 1, "Release": 1}
+    assert report.stats["unmodelled"] == 0
+
+
+def test_an_order_lines_parts_expire_a_ttl_after_the_decision_that_holds_them():
+    bodies, events = _split_order()
+    bodies["allocate:o1:1"]["ttl_ms"] = 1_000
+    for event in events[3:]:
+        event["occurred_at"] = 7_000
+    assert check([], events, {}, bodies=bodies).history_anomalies >= 1, "the parts carry no deadline"
+    for event in events[4:]:
+        event["body"][1]["expires_at"] = 8_000
+    _clean_report(check([], events, _pending("o1:1:east", "o1:1:west"), bodies=bodies))
+
+
+def test_a_decision_nobody_sent_is_flagged():
+    bodies, events = _split_order()
+    del bodies["allocate:o1:1"]
+    assert any("nobody sent" in e for e in check([], events, {}, bodies=bodies).examples)
+
+
+def test_an_oversold_or_misplanned_allocation_is_flagged():
+    bodies, events = _split_order()
+    bodies["allocate:o1:1"]["quantity"] = 9  # 8 units in all: the log's allocation oversold
+    report = check([], events, {}, bodies=bodies)
+    assert any("the model says ['AllocationRejected']" in e for e in report.examples), report.examples
+
+    bodies, events = _split_order()
+    bodies["allocate:o1:1"]["preferred_warehouse"] = "west"  # then west had to go first
+    assert check([], events, {}, bodies=bodies).history_anomalies >= 1
+
+    bodies, events = _split_order()
+    events[3]["seq"] = 4  # a plan changes no level: it keeps the version
+    assert any("at version 4" in e for e in check([], events, {}, bodies=bodies).examples)
+
+
+# ------------------------------------------------------------------------ backorders
+def _pending(*reservations):
+    return {rid: ("S", "PENDING") for rid in reservations}
+
+
+def _backorders(cancel_second=False):
+    """East holds 1: o1 (2 units) and o2 (1) wait, in that order, though o2 could be served;
+    o3 (1, may not wait) is rejected; then 2 units arrive and serve o1, then o2."""
+    bodies, events = _stocked(east=1, west=0)
+    events.pop()
+    del bodies["c3"]
+    for order, qty in (("o1", 2), ("o2", 1)):
+        bodies[f"allocate:{order}:1"] = _line(order, qty, backorder=True)
+    bodies["allocate:o3:1"] = _line("o3", 1)
+    bodies["c4"] = _receipt("c4", "east", 2)
+    waits = {"line": 1, "preferred_warehouse": "", "strategy": "priority", "priority": [], "ttl_ms": 0}
+    events += [_event("allocate:o1:1", "Backordered", 2, order_id="o1", quantity=2, position=1, **waits),
+               _event("allocate:o2:1", "Backordered", 2, order_id="o2", quantity=1, position=2, **waits),
+               _event("allocate:o3:1", "AllocationRejected", 2, order_id="o3", line=1, quantity=1)]
+    if cancel_second:
+        bodies["unqueue:o2:1"] = {"type": "CancelBackorder", "order_id": "o2", "line": 1}
+        events.append(_event("unqueue:o2:1", "BackorderCancelled", 2, order_id="o2", line=1, quantity=1))
+    events += [_event("c4", "StockAdjusted", 3, "east", 3, 0, quantity=2),
+               _allocated("c4", 3, "o1", 2, {"east": 3}, [("east", 2)], index=1),
+               _reserved("c4", 4, "east", 3, 2, "o1:1:east", 2, order="o1", index=2)]
+    if not cancel_second:
+        events += [_allocated("c4", 4, "o2", 1, {"east": 1}, [("east", 1)], index=3),
+                   _reserved("c4", 5, "east", 3, 3, "o2:1:east", 1, order="o2", index=4)]
+    return bodies, events
+
+
+def test_backorders_wait_in_fifo_order_and_are_served_by_what_arrives():
+    bodies, events = _backorders()
+    report = check([], events, _pending("o1:1:east", "o2:1:east"), bodies=bodies)
+    _clean_report(report)
+    assert report.stats["backorders_served"] == 2
+    bodies, events = _backorders(cancel_second=True)
+    report = check([], events, _pending("o1:1:east"), bodies=bodies)
+    _clean_report(report)
+    assert report.stats["backorders_served"] == 1
+
+
+def test_a_backorder_served_out_of_fifo_order_is_flagged():
+    bodies, events = _backorders()
+    o1, o2 = events[5:7], events[7:9]
+    for event, o2_event in zip(o1, o2):  # the same decision, o2 served before o1
+        event["body"], o2_event["body"] = o2_event["body"], event["body"]
+    assert check([], events, {}, bodies=bodies).history_anomalies >= 1
+
+
+def test_a_line_that_jumps_the_queue_or_a_wrong_place_is_flagged():
+    bodies, events = _backorders()
+    events[4] = _allocated("allocate:o3:1", 2, "o3", 1, {"east": 1}, [("east", 1)])
+    events.insert(5, _reserved("allocate:o3:1", 3, "east", 1, 1, "o3:1:east", 1, order="o3", index=1))
+    assert check([], events, {}, bodies=bodies).history_anomalies >= 1
+
+    bodies, events = _backorders()  # a reservation that takes the id a waiting line's part will have
+    bodies["c5"] = {"type": "Reserve", "reservation_id": "o1:1:west", "order_id": "x", "warehouse": "east",
+                    "quantity": 1}
+    events.insert(5, _reserved("c5", 3, "east", 1, 1, "o1:1:west", 1, order="x"))
+    assert any(e.startswith("S: Reserve c5 decided ['Reserved'], the model says ['ReservationRejected']")
+               for e in check([], events, {}, bodies=bodies).examples)
+
+    bodies, events = _backorders()  # a line that waits twice would be served twice
+    bodies["again"] = _line("o1", 2, backorder=True)
+    events.insert(5, dict(events[2], event_id="again/0", command_id="again"))
+    events[5]["body"] = (events[5]["body"][0], {**events[5]["body"][1], "position": 3})
+    assert any(e.startswith("S: AllocateLine again decided ['Backordered'], the model says ['AllocationRejected']")
+               for e in check([], events, {}, bodies=bodies).examples)
+
+    bodies, events = _backorders()
+    events[3]["body"][1]["position"] = 1
+    assert any("position" in e for e in check([], events, {}, bodies=bodies).examples)
+
+
+# ------------------------------------------------------------------------ transfers
+def _transfer(arrivals=1):
+    bodies, events = _stocked(east=5, west=0)
+    events.pop()
+    del bodies["c3"]
+    bodies["t1"] = {"type": "TransferStock", "source": "east", "destination": "west", "quantity": 2}
+    events.append(_event("t1", "TransferredOut", 3, "east", 3, 0, transfer_id="t1", destination="west", quantity=2))
+    for n in range(arrivals):
+        cid = "arrive:t1" + "-again" * n
+        bodies[cid] = {"type": "ArriveTransfer", "transfer_id": "t1"}
+        events.append(_event(cid, "TransferArrived", 4 + n, "west", 2 * (n + 1), 0, transfer_id="t1", source="east",
+                             quantity=2))
+    return bodies, events
+
+
+def test_a_transfer_leaves_its_source_then_arrives_once():
+    bodies, events = _transfer()
+    _clean_report(check([], events, {}, bodies=bodies))
+    bodies, events = _transfer(arrivals=2)  # applied twice
+    report = check([], events, {}, bodies=bodies)
+    assert any("the model says ['CommandRejected']" in e for e in report.examples), report.examples
+
+    bodies, events = _transfer()
+    events[-2]["on_hand"] = 5  # out of the source, but the units stayed there
+    assert check([], events, {}, bodies=bodies).history_anomalies >= 1
+
+    bodies, events = _transfer()
+    bodies["t1"]["quantity"] = 6  # more than the source has
+    assert any(e.startswith("S: TransferStock t1 decided ['TransferredOut'], the model says ['CommandRejected']")
+               for e in check([], events, {}, bodies=bodies).examples)
+
+
+def test_conservation_counts_units_in_transit_and_catches_a_transfer_applied_twice():
+    def table(east, west, moving=None):
+        return {"s:S": {"sku": "S", "levels": {"east": [east, 0], "west": [west, 0]}, "tr": moving or {}}}
+    events = _transfer(arrivals=0)[1]
+    assert conservation(events, table(3, 0, {"t1": ["east", "west", 2]}), ["S"]) == []
+    assert conservation(events + events, table(3, 0, {"t1": ["east", "west", 2]}), ["S"]) == [], "once per event"
+    assert conservation(_transfer()[1], table(3, 2), ["S"]) == []
+    assert len(conservation(_transfer(arrivals=2)[1], table(3, 4), ["S"])) == 1
+    assert len(conservation(events, table(3, 0), ["S"])) == 1, "units lost in transit"
+    shipped = _event("c9", "Committed", 4, "east", 2, 0, reservation_id="r", quantity=1)
+    assert conservation(events + [shipped], table(2, 0, {"t1": ["east", "west", 2]}), ["S"]) == []
+    assert len(conservation(events + [shipped], table(3, 0, {"t1": ["east", "west", 2]}), ["S"])) == 1
+
+
+# ------------------------------------------------------------------------ new kinds
+def test_a_kind_the_model_does_not_know_is_taken_from_the_log_without_crashing():
+    bodies, events = _stocked(east=2, west=0)
+    events.pop()
+    del bodies["c3"]
+    bodies["a1"] = {"type": "AnnounceIncoming", "warehouse": "east", "quantity": 4, "expected_at": 9}
+    events.append(dict(_event("a1", "IncomingAnnounced", 3, "east", 2, 0, quantity=4, expected_at=9), incoming=4))
+    bodies["c4"] = _receipt("c4", "east", 1)  # a known command whose decision holds a new event type
+    events += [_event("c4", "StockAdjusted", 4, "east", 3, 0, quantity=1),
+               _event("c4", "PreorderArrived", 5, "east", 3, 1, index=1, reservation_id="p", awaiting=0)]
+    bodies["c5"] = {"type": "Reserve", "reservation_id": "r", "order_id": "o", "warehouse": "east", "quantity": 2}
+    events.append(_reserved("c5", 6, "east", 3, 3, "r", 2))
+    report = check([], events, {"r": ("S", "PENDING")}, bodies=bodies)
+    _clean_report(report)
+    assert report.stats["unmodelled"] == 2
+
+
+# ------------------------------------------------------------------------ order answers
+def test_an_order_command_is_answered_from_the_order_log():
+    placed = _cmd("p1", {"type": "PlaceOrder"}, kind="OrderPlaced", sku="", key="p1")
+    order_events = [{"command_id": "p1", "kind": "OrderPlaced"}]
+    _clean_report(check([placed], [], {}, order_events=order_events))
+    assert check([placed], [], {}).lost == 1
+    report = check([placed], [], {}, order_events=[{"command_id": "p1", "kind": "Refused"}])
+    assert report.history_anomalies == 1
+
+
+# ------------------------------------------------------------------------ order invariants
+def _order(status, *lines, seq=3, order_id="o1"):
+    return {"event_id": f"{order_id}/{seq}", "order_id": order_id, "kind": "X", "status": status, "seq": seq,
+            "lines": [{"line": n, "sku": "S", "quantity": sum(q for _, q, _ in parts), "state": state,
+                       "parts": [{"warehouse": w, "quantity": q, "reservation_id": f"{order_id}:{n}:{w}"}
+                                 for w, q, _ in parts]}
+                      for n, (state, parts) in enumerate(lines, start=1)]}
+
+
+def _holds(order, queued=(), **states):
+    """The stock area holds each part of ``order``, PENDING unless ``states`` says (by warehouse)."""
+    held = {("S", p["reservation_id"]): {"order": order["order_id"], "warehouse": p["warehouse"],
+                                         "quantity": p["quantity"], "state": states.get(p["warehouse"], "PENDING")}
+            for line in order["lines"] for p in line["parts"]}
+    return Holdings(held, set(queued), {"S"})
+
+
+def _pg(*orders):
+    return {o["order_id"]: {"status": o["status"], "lines": o["lines"], "seq": o["seq"]} for o in orders}
+
+
+def test_settled_orders_hold_what_their_status_says():
+    reserved = _order("RESERVED", ("ALLOCATED", [("east", 2, 0), ("west", 1, 0)]))
+    assert order_checks({"o1": reserved}, _holds(reserved), _pg(reserved)) == []
+    assert len(order_checks({"o1": reserved}, _holds(reserved, west="RELEASED"), _pg(reserved))) == 1
+    short = _order("RESERVED", ("ALLOCATED", [("east", 2, 0)]))
+    short["lines"][0]["quantity"] = 3
+    assert any("2 of 3" in p for p in order_checks({"o1": short}, _holds(short), _pg(short)))
+
+    fulfilled = _order("FULFILLED", ("COMMITTED", [("east", 2, 0)]))
+    assert order_checks({"o1": fulfilled}, _holds(fulfilled, east="COMMITTED"), _pg(fulfilled)) == []
+    assert len(order_checks({"o1": fulfilled}, _holds(fulfilled), _pg(fulfilled))) == 1
+
+    cancelled = _order("CANCELLED", ("RELEASED", [("east", 2, 0)]), ("WITHDRAWN", []))
+    assert order_checks({"o1": cancelled}, _holds(cancelled, east="RELEASED"), _pg(cancelled)) == []
+    assert len(order_checks({"o1": cancelled}, _holds(cancelled), _pg(cancelled))) == 1, "still holds"
+    queued = _holds(cancelled, [("o1", 2)], east="RELEASED")
+    assert len(order_checks({"o1": cancelled}, queued, _pg(cancelled))) == 1, "a withdrawn line still waits"
+
+    waiting = _order("BACKORDERED", ("ALLOCATED", [("east", 1, 0)]), ("BACKORDERED", []))
+    assert order_checks({"o1": waiting}, _holds(waiting, [("o1", 2)]), _pg(waiting)) == []
+    assert len(order_checks({"o1": waiting}, _holds(waiting), _pg(waiting))) == 1, "neither queued nor held"
+
+    pending = _order("PENDING", ("PENDING", []))
+    assert len(order_checks({"o1": pending}, _holds(pending), _pg(pending))) == 2
+
+
+def test_postgresql_and_the_order_table_must_agree_with_the_order_log():
+    order = _order("RESERVED", ("ALLOCATED", [("east", 2, 0)]))
+    holds = _holds(order)
+    assert len(order_checks({"o1": order}, holds, {})) == 1
+    behind = {"o1": {**_pg(order)["o1"], "status": "PENDING", "seq": 2}}
+    assert len(order_checks({"o1": order}, holds, behind)) == 1
+    table = {"s:o1": {"id": "o1", "status": "RESERVED", "seq": 3, "lines": order["lines"]}}
+    assert order_checks({"o1": order}, holds, _pg(order), table) == []
+    assert len(order_checks({"o1": order}, holds, _pg(order), {})) == 1
+
+
+def test_an_order_in_a_status_the_checks_do_not_know_is_only_compared_a_preordered_one_holds_its_parts():
+    order = _order("ON_HOLD", ("ALLOCATED", [("east", 2, 0)]))
+    assert order_checks({"o1": order}, _holds(order, east="ODD"), _pg(order)) == []
+    preordered = _order("PREORDERED", ("ALLOCATED", [("east", 2, 0)]))
+    assert len(order_checks({"o1": preordered}, _holds(preordered, east="RELEASED"), _pg(preordered))) == 1
+
+
+def test_the_latest_snapshot_and_the_stock_tables_holdings():
+    first, refused = _order("PENDING", ("PENDING", []), seq=1), {**_order(None, seq=1), "kind": "Refused"}
+    later = _order("RESERVED", ("ALLOCATED", [("east", 2, 0)]), seq=3)
+    assert order_snapshots([first, later, refused])["o1"] is later
+    table = {"r:S:o1:1:east": {"id": "o1:1:east", "order": "o1", "sku": "S", "wh": "east", "qty": 2,
+                               "state": "PENDING", "exp": 0},
+             "s:S": {"sku": "S", "levels": {}, "bo": [["o2", 1, 3, "", "priority", [], 0]]},
+             "k:S:1": "c1", "s:T": {"sku": "T", "bo": [["o3", 1, 1, "", "priority", [], 0]]}}
+    forgotten = {("S", "o0:1:east"): {"order": "o0", "warehouse": "east", "quantity": 1, "state": "COMMITTED"}}
+    holds = holdings(table, ["S"], forgotten)
+    assert holds.queued == {("o2", 1)}
+    assert holds.reservations[("S", "o1:1:east")]["state"] == "PENDING" and ("S", "o0:1:east") in holds.reservations
+    assert order_checks({"o1": later}, holds, _pg(later)) == []
+
+
+def test_the_run_has_not_drained_while_a_reservation_due_is_still_pending():
+    import time
+
+    from chaos.__main__ import overdue
+
+    now = int(time.time() * 1000)
+
+    def held(state, exp, sku="S"):
+        return {"id": "r", "sku": sku, "state": state, "exp": exp}
+    table = {"r:S:a": held("PENDING", now - 10_000), "r:S:b": held("EXPIRED", now - 10_000),
+             "r:S:c": held("PENDING", 0), "r:S:d": held("PENDING", now + 10_000),
+             "r:T:e": held("PENDING", now - 10_000, sku="T"), "s:S": {"sku": "S"}}
+    assert overdue(table, {"S"}) == ["r:S:a"]
