@@ -14,7 +14,7 @@ leaves (``streams/stock/allocation.py``); or one ``AllocationRejected``.
 
 A line that cannot be served now may wait instead (``AllocateLine.backorder``): ``Backordered``
 puts it at the tail of the SKU's FIFO queue. The queue is strict: while it is not empty a new line
-gets no stock, and every decision ends by serving the head, with the same ``Allocated`` and
+(or a direct ``Reserve``) gets no stock, and every decision ends by serving the head, with the same ``Allocated`` and
 ``Reserved`` events as a line allocated at once, while it can be planned. So after any decision
 the queue is empty or its head cannot be planned.
 
@@ -274,6 +274,9 @@ def _reserve(state: SkuState, command: Command, body: Reserve) -> list[Event]:
     before = state.level(body.warehouse)
     if body.ttl_ms < 0:
         return rejected(RejectReason.OTHER, "ttl must not be negative")
+    if state.backorders:  # strict FIFO binds direct reservations too: else they starve the head
+        return rejected(RejectReason.INSUFFICIENT_STOCK,
+                        f"the units available are promised to {len(state.backorders)} waiting backorders first")
     coverable = before.available + (before.preorderable if body.preorder else 0)
     if coverable < body.quantity:
         incoming = f" and {before.preorderable} incoming" if body.preorder else ""

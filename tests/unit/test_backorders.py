@@ -129,6 +129,13 @@ def test_a_new_line_never_jumps_a_waiting_one():
     assert queued.body.position == 2 and not after.reservations, "units enough, but the queue waits"
 
 
+def test_a_direct_reservation_never_jumps_a_waiting_line():
+    state, _ = run(stocked(north=3), line("o1", 0, 5))
+    after, [refused] = run(state, cmd("r", Reserve("r1", "o9", "north", 1)))
+    assert refused.body.reason is RejectReason.INSUFFICIENT_STOCK and "backorders" in refused.body.detail
+    assert after == state, "the 3 units wait for the head"
+
+
 def test_a_head_that_cannot_be_served_blocks_the_lines_behind_it():
     state, _ = run(stocked(), line("o1", 0, 5), line("o2", 0, 1))
     after, events = run(state, receive("north", 4))
@@ -317,6 +324,9 @@ def test_lines_are_served_in_the_order_they_were_queued_and_none_jumps_the_queue
             model.remove((body.order_id, body.line, body.quantity))
         elif isinstance(body, Allocated) and model:
             assert (body.order_id, body.line, body.quantity) == model.pop(0), "served out of order"
+        elif isinstance(body, Reserved) and model and not event.command_id.startswith("allocate"):
+            # A hold while lines wait is a served line's part, never a direct reservation's.
+            assert event.event_id != event_id_for(event.command_id, 0), "a direct reservation jumped the queue"
     assert [(b.order_id, b.line, b.quantity) for b in state.backorders] == model
     assert fold(start, events) == state
 
