@@ -16,6 +16,7 @@ from streams.topics import ORDER_COMMANDS
 
 from .conftest import assert_invariants, create_stocked_product
 from .test_warehouses import create_warehouse, receive
+from .waits import get_when
 
 
 async def stocked(client, levels: dict[str, int]) -> str:
@@ -27,12 +28,7 @@ async def stocked(client, levels: dict[str, int]) -> str:
 
 
 async def order_when(client, order_id: str, settled, timeout_s: float = 20) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = await client.get(f"/orders/{order_id}")
-        if response.status_code == 200 and settled(response.json()) or time.monotonic() > deadline:
-            return response.json()
-        await asyncio.sleep(0.1)
+    return await get_when(client, f"/orders/{order_id}", settled, timeout_s)
 
 
 async def held_by_order(engine, order_id: str) -> int:

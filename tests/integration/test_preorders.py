@@ -17,6 +17,7 @@ from .conftest import assert_invariants, create_stocked_product
 from .test_bundles import create_bundle
 from .test_orders import order_when
 from .test_warehouses import create_warehouse, receive
+from .waits import get_when
 
 EXPECTED = "2030-03-01"
 
@@ -54,12 +55,7 @@ async def pre_order(client, sku: str, quantity: int, **extra):
 
 
 async def reservation_when(client, reservation_id: str, settled, timeout_s: float = 20) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        state = (await client.get(f"/reservations/{reservation_id}")).json()
-        if settled(state) or time.monotonic() > deadline:
-            return state
-        await asyncio.sleep(0.1)
+    return await get_when(client, f"/reservations/{reservation_id}", settled, timeout_s)
 
 
 def problem(response, status: int, reason: str | None = None) -> dict:

@@ -14,6 +14,7 @@ from streams.topics import WAREHOUSE_COMMANDS
 from streams.warehouses.records import ReceiveStock, WarehouseCommand, warehouse_command_to_avro
 
 from .conftest import assert_invariants, create_stocked_product, new_sku
+from .waits import get_when
 
 
 def new_warehouse_id() -> str:
@@ -37,12 +38,7 @@ async def receive(client, sku: str, warehouse: str, units: int):
 
 async def ledger_when(client, warehouse: str, settled, timeout_s: float = 15) -> dict:
     """GET /warehouses/{id} once ``settled(body)`` holds (space is freed after units left)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = (await client.get(f"/warehouses/{warehouse}")).json()
-        if settled(body) or time.monotonic() > deadline:
-            return body
-        await asyncio.sleep(0.1)
+    return await get_when(client, f"/warehouses/{warehouse}", settled, timeout_s)
 
 
 async def test_a_receipt_that_would_exceed_capacity_is_refused(client, settings, engine):
