@@ -4,7 +4,7 @@
 
 Expects the stack of ``scripts/stack.sh`` (``make chaos`` starts it). Starts a ledger worker and
 two stock workers (so partitions move on every kill), seeds the SKUs, runs the clients in their
-own process (stock commands, orders and transfers: ``chaos/clients.py``), and meanwhile SIGKILLs
+own process (stock commands, orders, transfers and pre-orders: ``chaos/clients.py``), and meanwhile SIGKILLs
 a random stock worker at random moments (restarting it at once) and restarts the broker. Then it
 waits for the order sagas to settle and the pipeline to drain, reads the stock log, the stock
 commands (the sagas' too) and the order log back, and checks everything.
@@ -47,12 +47,13 @@ PY = sys.executable
 WORKER_ENV = {"INVENTORY_BROKER_SESSION_TIMEOUT_S": "6"}
 
 
-def overdue(table: dict, skus: set[str], grace_ms: int = 3_000) -> list[str]:
-    """The pending reservations of ``skus`` in the stock table whose deadline passed more than
-    ``grace_ms`` ago (the clock ticks every second): the run has not drained before they expired."""
-    now = int(time.time() * 1000)
+def expiring(table: dict, skus: set[str]) -> list[str]:
+    """The pending reservations of ``skus`` in the stock table with a deadline (a few seconds
+    after the clients' last command at most; the clock ticks every second): the run has not
+    drained before they expired. Else one expiring between the reads of the table and of the log
+    would be PENDING in the one and EXPIRED in the other."""
     return [key for key, value in table.items() if key.startswith("r:") and value["sku"] in skus
-            and value["state"] == "PENDING" and 0 < value.get("exp", 0) <= now - grace_ms]
+            and value["state"] == "PENDING" and value.get("exp", 0) > 0]
 
 
 class Chaos:
@@ -152,14 +153,14 @@ class Chaos:
         log.info("broker back (%d restarts)", self.broker_restarts)
 
     async def drain(self, engine, skus: list[str]) -> tuple[dict, dict, dict]:
-        """Waits until the clock has expired every reservation due and PostgreSQL has caught up
-        with the stock table: (the table's view, the table itself, PostgreSQL's view). Else the
-        log, read after the table, would hold expiries the table did not have yet."""
+        """Waits until the clock has expired every reservation with a deadline and PostgreSQL
+        has caught up with the stock table: (the table's view, the table itself, PostgreSQL's
+        view). Else the log, read after the table, would hold expiries the table did not have yet."""
         deadline = time.monotonic() + 180
         while True:
             raw = await read_changelog(self.settings)
             table, pg = table_view(raw, skus), await pg_view(engine, skus)
-            if (table["versions"] == pg["versions"] and not overdue(raw, set(skus))) or time.monotonic() > deadline:
+            if (table["versions"] == pg["versions"] and not expiring(raw, set(skus))) or time.monotonic() > deadline:
                 return table, raw, pg
             await asyncio.sleep(2)
 
@@ -238,7 +239,9 @@ class Chaos:
 
     @staticmethod
     def saga_figures(logs: dict, stats: Counter) -> dict:
-        """Orders (how many reached each status, and where they ended), transfers and backorders."""
+        """Orders (how many reached each status, and where they ended), transfers, backorders and
+        pre-orders (announcements, holds awaiting units, order lines among them, arrivals, commits
+        refused before them)."""
         kinds = Counter(e["type"] for e in {e["event_id"]: e for e in logs["events"]}.values())
         ended = Counter(order["status"] for order in order_snapshots(logs["orders"]).values())
         return {
@@ -247,6 +250,9 @@ class Chaos:
             "backorders": {"queued": kinds["Backordered"], "served": stats["backorders_served"],
                            "cancelled": kinds["BackorderCancelled"]},
             "allocations": {"allocated": kinds["Allocated"], "rejected": kinds["AllocationRejected"]},
+            "preorders": {"announced": kinds["IncomingAnnounced"], "holds": stats["preorder_holds"],
+                          "lines": stats["preorder_lines"], "arrived": kinds["PreorderArrived"],
+                          "commits_before_arrival": stats["commits_before_arrival"]},
             # Decisions the model took from the log as they were (a kind it has no rule for yet).
             "unmodelled_decisions": stats["unmodelled"],
         }

@@ -7,7 +7,10 @@ receipt, a reservation, the release or commit of one it holds); some order comma
 order of 1-3 lines over the chaos SKUs, some with a preferred warehouse, some allowed to wait as
 backorders; fulfil or cancel one it placed, and now and then cancel one at once, while its saga
 is still in flight); and a few transfers between the two warehouses (a ``ReceiveStock`` with a
-``source`` to the destination's ledger, as ``POST /warehouses/{id}/transfer`` sends it). A
+``source`` to the destination's ledger, as ``POST /warehouses/{id}/transfer`` sends it). A few
+pre-orders (about 4% of the commands): incoming units announced (``AnnounceIncoming`` with an
+expected date, now and then a withdrawal), reservations with ``preorder`` and orders that
+``allow_preorders``; the receipts then bring the units they await. A
 command is retried with the *same* command id until it is answered (or the run gives up on it:
 outcome ``unknown``); the broker's acknowledgement of any attempt marks it ``accepted``. One
 JSON line per finished call goes to the history file.
@@ -32,7 +35,7 @@ from common.settings import get_settings
 from schemas import order_command_codec, order_event_codec
 from streams.orders.records import (CancelOrder, FulfilOrder, OrderCommand, OrderLine, PlaceOrder,
                                     order_command_to_avro)
-from streams.stock.records import AdjustStock, CommandBody, Commit, Release, Reserve
+from streams.stock.records import AdjustStock, AnnounceIncoming, CommandBody, Commit, Release, Reserve
 from streams.topics import ORDER_COMMANDS, ORDER_EVENTS, STOCK_COMMANDS, STOCK_EVENTS, WAREHOUSE_COMMANDS
 from streams.warehouses.records import ReceiveStock, WarehouseCommand, warehouse_command_to_avro
 
@@ -46,6 +49,13 @@ ORDER_BODIES = (PlaceOrder, CancelOrder, FulfilOrder)
 TRANSFER_SHARE = 0.02
 ORDER_SHARE = 0.11
 CANCEL_IN_FLIGHT = 0.25
+# Pre-orders, about 4% of the commands: of the stock commands, announcements of incoming units
+# (some withdrawn); of the reservations, pre-orders; of the orders placed, those allowing them.
+ANNOUNCE_SHARE = 0.025
+WITHDRAW_SHARE = 0.2
+PREORDER_SHARE = 0.02
+ORDER_PREORDER_SHARE = 0.12
+DAY_MS = 86_400_000
 _OVER = ("REJECTED", "CANCELLED", "FULFILLED")  # an order's statuses no command of its client changes
 
 
@@ -202,6 +212,8 @@ class Clients:
 
     def stock_body(self, rng: random.Random, sku: str, mine: Mine, call_id: str) -> tuple[str, CommandBody]:
         roll = rng.random()
+        if roll < ANNOUNCE_SHARE:
+            return sku, self.announce(rng)
         if roll < 0.10:
             return sku, AdjustStock(rng.choice(WAREHOUSES), rng.randint(1, 5), "chaos receipt")
         if mine.held and roll < 0.40:
@@ -209,7 +221,17 @@ class Clients:
             return held_sku, Release(reservation) if roll < 0.28 else Commit(reservation)
         # Half the holds expire on their own after a few seconds, kills and restarts included.
         ttl_ms = rng.choice((0, 0, 2_000, 5_000))
-        return sku, Reserve(call_id, f"order-{mine.name}", rng.choice(WAREHOUSES), rng.randint(1, 3), ttl_ms)
+        return sku, Reserve(call_id, f"order-{mine.name}", rng.choice(WAREHOUSES), rng.randint(1, 3), ttl_ms,
+                            preorder=rng.random() < PREORDER_SHARE)
+
+    @staticmethod
+    def announce(rng: random.Random) -> AnnounceIncoming:
+        """Units expected in a few days; now and then a withdrawal of some (refused beyond the
+        units nobody pre-ordered)."""
+        if rng.random() < WITHDRAW_SHARE:
+            return AnnounceIncoming(rng.choice(WAREHOUSES), -rng.randint(1, 3))
+        expected_at = int(time.time() * 1000) + rng.randint(1, 14) * DAY_MS
+        return AnnounceIncoming(rng.choice(WAREHOUSES), rng.randint(2, 8), expected_at)
 
     def order_call(self, rng: random.Random, mine: Mine, call_id: str) -> tuple[Call, Any]:
         """Fulfil (if reserved) or cancel an order the client placed, or place a new one."""
@@ -227,7 +249,8 @@ class Clients:
         return PlaceOrder(f"customer-{rng.randrange(50)}", lines,
                           preferred_warehouse=rng.choice(("", "", *WAREHOUSES)),  # half prefer one
                           allow_backorders=rng.random() < 0.3, strategy=rng.choice(("priority", "most_stock")),
-                          priority=rng.choice(((), WAREHOUSES, WAREHOUSES[::-1])))
+                          priority=rng.choice(((), WAREHOUSES, WAREHOUSES[::-1])),
+                          allow_preorders=rng.random() < ORDER_PREORDER_SHARE)
 
     def remember(self, rng: random.Random, mine: Mine, call: Call, body: Any) -> None:
         if isinstance(body, Reserve) and call.kind == "Reserved":

@@ -4,10 +4,13 @@ PostgreSQL.
 Used after every integration scenario (``tests/integration``) and at the end of a chaos run.
 ``violations`` lists what is wrong in words; an empty list means:
 
-- no level is negative or oversold (0 <= reserved <= on_hand);
-- the ledger's deltas sum to the levels;
-- PostgreSQL's levels, versions and reservations equal the table's;
-- reserved equals the sum of pending reservations;
+- no level is negative or oversold (0 <= reserved <= on_hand), nor pre-sold (0 <= preordered
+  <= incoming), in the table or PostgreSQL;
+- the ledger's deltas sum to the levels (on hand, reserved);
+- PostgreSQL's levels ``(on_hand, reserved, incoming, preordered, expected_at)``, versions and
+  reservations equal the table's;
+- reserved + preordered equals the sum of pending reservations, and preordered the units they
+  still await (PostgreSQL's ``awaiting``; the table's ``aw``);
 - no command was applied twice (two ledger rows of one command that change one level for the
   same reservation, or none: a command changes a level once per reservation it makes or ends,
   e.g. a receipt that also serves two backorders).
@@ -18,11 +21,14 @@ stored equals the on-hand units of the warehouse's SKUs; PostgreSQL equals the w
 
 ``order_violations`` does it for orders, read from the ``order-events`` log, once their sagas
 settled: none PENDING, no line waiting for its SKU's answer; a RESERVED order's lines ALLOCATED,
-their parts summing to each line and each a PENDING reservation of its SKU; a FULFILLED one's
+their parts summing to each line and each a PENDING reservation of its SKU awaiting no unit; a
+PREORDERED one's the same, but some part still awaiting units (as many as its reservation
+awaits); a FULFILLED one's
 COMMITTED; a REJECTED or CANCELLED one holds no PENDING reservation; only BACKORDERED lines wait
 in a queue, and a BACKORDERED order's lines are allocated or queued; the order table and
-PostgreSQL's ``orders`` equal the log. ``conservation``: per SKU, the units on hand plus those in
-transit equal the log's receipts minus removals minus commits.
+PostgreSQL's ``orders`` equal the log (parts' awaiting units too). ``conservation``: per SKU, the
+units on hand plus those in transit equal the log's receipts minus removals minus commits
+(incoming units are not stock: an announcement moves nothing).
 """
 from __future__ import annotations
 
@@ -126,17 +132,21 @@ async def read_order_events(settings: Settings, wanted: Callable[[str], bool]) -
 
 
 async def pg_view(engine, skus: list[str]) -> dict[str, Any]:
+    """PostgreSQL's levels, ledger sums, reservations, as one snapshot (else the sink may commit
+    between two reads: a level before an expiry, the ledger and reservations after it)."""
     async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         levels = (await conn.execute(text(
-            "SELECT sku, warehouse, on_hand, reserved, version FROM inventory_levels "
-            "WHERE sku = ANY(:skus)"), {"skus": skus})).mappings().all()
+            "SELECT sku, warehouse, on_hand, reserved, incoming, preordered, version, "
+            "coalesce((extract(epoch FROM expected_at) * 1000)::bigint, 0) AS expected_at "
+            "FROM inventory_levels WHERE sku = ANY(:skus)"), {"skus": skus})).mappings().all()
         ledger = (await conn.execute(text(
             "SELECT sku, warehouse, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved "
             "FROM inventory_transactions WHERE sku = ANY(:skus) GROUP BY sku, warehouse "
             "HAVING sum(abs(on_hand_delta)) + sum(abs(reserved_delta)) > 0"),
             {"skus": skus})).mappings().all()
         pending = (await conn.execute(text(
-            "SELECT sku, warehouse, sum(quantity) AS reserved FROM reservations "
+            "SELECT sku, warehouse, sum(quantity) AS held, sum(awaiting) AS awaiting FROM reservations "
             "WHERE sku = ANY(:skus) AND state = 'PENDING' GROUP BY sku, warehouse"),
             {"skus": skus})).mappings().all()
         reservations = (await conn.execute(text(
@@ -151,30 +161,41 @@ async def pg_view(engine, skus: list[str]) -> dict[str, Any]:
     for row in levels:
         versions[row["sku"]] = max(versions.get(row["sku"], 0), row["version"])
     return {
-        "levels": {(r["sku"], r["warehouse"]): (r["on_hand"], r["reserved"]) for r in levels},
+        "levels": {(r["sku"], r["warehouse"]): tuple(int(r[c]) for c in LEVEL) for r in levels},
         "versions": versions,
         "ledger": {(r["sku"], r["warehouse"]): (int(r["on_hand"]), int(r["reserved"])) for r in ledger},
-        "pending": {(r["sku"], r["warehouse"]): int(r["reserved"]) for r in pending},
+        "pending": {(r["sku"], r["warehouse"]): int(r["held"]) for r in pending},
+        "awaiting": {(r["sku"], r["warehouse"]): int(r["awaiting"]) for r in pending if r["awaiting"]},
         "reservations": {r["reservation_id"]: (r["sku"], r["state"]) for r in reservations},
         "applied_twice": [dict(r) for r in applied_twice],
     }
 
 
+# A level as both views hold it: PostgreSQL's columns, the table's list (``_dump_level``).
+LEVEL = ("on_hand", "reserved", "incoming", "preordered", "expected_at")
+
+
 def table_view(table: dict[str, Any], skus: list[str]) -> dict[str, Any]:
-    levels, versions, reservations = {}, {}, {}
+    """The stock table's levels (padded to the five of ``LEVEL``: the table stores ``[on_hand,
+    reserved]`` while the other three are 0), versions, reservations, and per level the units
+    its pre-orders await (``aw``)."""
+    levels, versions, reservations, awaiting = {}, {}, {}, Counter()
     for sku in skus:
         state = table.get(f"s:{sku}")
         if state is None:
             continue
-        for warehouse, level in state["levels"].items():  # [on_hand, reserved, pre-order fields...]
-            levels[(sku, warehouse)] = (level[0], level[1])
+        for warehouse, level in state["levels"].items():
+            levels[(sku, warehouse)] = (*level, 0, 0, 0)[:len(LEVEL)]
+        for _, _, warehouse, units in state.get("aw", ()):  # [reservation, order, warehouse, units]
+            awaiting[(sku, warehouse)] += units
         if state["levels"]:
             versions[sku] = state["seq"]
     wanted = set(skus)
     for key, value in table.items():
         if key.startswith("r:") and value["sku"] in wanted:
             reservations[value["id"]] = (value["sku"], value["state"])
-    return {"levels": levels, "versions": versions, "reservations": reservations}
+    return {"levels": levels, "versions": versions, "reservations": reservations,
+            "awaiting": {k: v for k, v in awaiting.items() if v}}
 
 
 async def wait_until_caught_up(settings: Settings, engine, skus: list[str],
@@ -196,11 +217,11 @@ def violations(table: dict[str, Any], pg: dict[str, Any]) -> list[str]:
         behind = {s: (v, pg["versions"].get(s)) for s, v in table["versions"].items()
                   if pg["versions"].get(s) != v}
         found.append(f"PostgreSQL versions differ from the table's: {dict(list(behind.items())[:5])}")
-    for key, (on_hand, reserved) in {**pg["levels"], **table["levels"]}.items():
-        if not 0 <= reserved <= on_hand:
-            found.append(f"oversold or negative at {key}: on_hand={on_hand} reserved={reserved}")
-    # Levels at (0, 0) compare equal to no level at all (a warehouse emptied by commits).
-    nonzero = {k: v for k, v in pg["levels"].items() if v != (0, 0)}
+    for where, view in (("PostgreSQL", pg), ("the table", table)):
+        found += _level_violations(where, view["levels"])
+    # Levels at (0, 0) compare equal to no level at all (a warehouse emptied by commits, or one
+    # with incoming units only).
+    nonzero = {k: v[:2] for k, v in pg["levels"].items() if v[:2] != (0, 0)}
     ledger = {k: v for k, v in pg["ledger"].items() if v != (0, 0)}
     if ledger != nonzero:
         diff = {k for k in set(ledger) | set(nonzero) if ledger.get(k) != nonzero.get(k)}
@@ -210,14 +231,38 @@ def violations(table: dict[str, Any], pg: dict[str, Any]) -> list[str]:
         diff = {k for k in set(pg["levels"]) | set(table["levels"])
                 if pg["levels"].get(k) != table["levels"].get(k)}
         found.append(f"PostgreSQL levels differ from the stock table at {sorted(diff)[:5]}")
-    held = {k: v[1] for k, v in pg["levels"].items() if v[1]}
-    if held != pg["pending"]:
-        found.append("reserved differs from the sum of pending reservations")
+    found += _pending_violations(table, pg)
     for rid, value in table["reservations"].items():
         if pg["reservations"].get(rid) != value:
             found.append(f"reservation {rid}: table {value}, PostgreSQL {pg['reservations'].get(rid)}")
     if pg["applied_twice"]:
         found.append(f"commands applied more than once: {pg['applied_twice'][:5]}")
+    return found
+
+
+def _level_violations(where: str, levels: dict[tuple[str, str], tuple]) -> list[str]:
+    found = []
+    for key, (on_hand, reserved, incoming, preordered, _) in sorted(levels.items()):
+        if not 0 <= reserved <= on_hand:
+            found.append(f"oversold or negative in {where} at {key}: on_hand={on_hand} reserved={reserved}")
+        if not 0 <= preordered <= incoming:
+            found.append(f"pre-sold or negative in {where} at {key}: incoming={incoming} preordered={preordered}")
+    return found
+
+
+def _pending_violations(table: dict[str, Any], pg: dict[str, Any]) -> list[str]:
+    """Per level: its pending reservations hold reserved + preordered units, and await preordered."""
+    held = {k: v[1] + v[3] for k, v in pg["levels"].items() if v[1] + v[3]}
+    preordered = {k: v[3] for k, v in pg["levels"].items() if v[3]}
+    found = []
+    for what, have, want in (("reserved + preordered", held, pg["pending"]),
+                             ("preordered (PostgreSQL)", preordered, pg["awaiting"]),
+                             ("preordered (the table)", {k: v[3] for k, v in table["levels"].items() if v[3]},
+                              table["awaiting"])):
+        if have != want:
+            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))[:5]
+            found.append(f"{what} differs from the pending reservations' units at "
+                         + ", ".join(f"{k}: {have.get(k, 0)} vs {want.get(k, 0)}" for k in diff))
     return found
 
 
@@ -320,7 +365,8 @@ def order_figures(events: Iterable[dict]) -> dict[str, int]:
     kinds = Counter(e["kind"] for e in {e["event_id"]: e for e in events}.values())
     names = {"OrderPlaced": "placed", "OrderReserved": "reserved", "OrderRejected": "rejected",
              "OrderBackordered": "backordered", "OrderCancelled": "cancelled", "OrderFulfilled": "fulfilled",
-             "PartsReleased": "late_allocations_released", "BackorderWithdrawn": "late_backorders_withdrawn"}
+             "PartsReleased": "late_allocations_released", "BackorderWithdrawn": "late_backorders_withdrawn",
+             "OrderPreordered": "preordered", "PartArrived": "parts_arrived"}
     return {name: kinds[kind] for kind, name in names.items()}
 
 
@@ -349,19 +395,26 @@ def holdings(table: dict[str, Any], skus: Iterable[str],
     for key, value in table.items():
         if key.startswith("r:") and value["sku"] in wanted:
             held[(value["sku"], value["id"])] = {"order": value["order"], "warehouse": value["wh"],
-                                                 "quantity": value["qty"], "state": value["state"]}
+                                                 "quantity": value["qty"], "state": value["state"],
+                                                 "awaiting": 0}
         elif key.startswith("s:") and value.get("sku") in wanted:
             queued.update((waiting[0], waiting[1]) for waiting in value.get("bo", ()))  # [order, line, ...]
+    for key, value in table.items():  # a pre-order's units not arrived: [reservation, order, warehouse, units]
+        if key.startswith("s:") and value.get("sku") in wanted:
+            for reservation_id, _, _, units in value.get("aw", ()):
+                if (value["sku"], reservation_id) in held:
+                    held[(value["sku"], reservation_id)]["awaiting"] = units
     return Holdings(held, queued, wanted)
 
 
 async def pg_holdings(engine, skus: list[str]) -> dict[tuple[str, str], dict]:
     async with engine.connect() as conn:
         rows = (await conn.execute(text(
-            "SELECT reservation_id, order_id, sku, warehouse, quantity, state FROM reservations "
+            "SELECT reservation_id, order_id, sku, warehouse, quantity, state, awaiting FROM reservations "
             "WHERE sku = ANY(:skus)"), {"skus": skus})).mappings().all()
     return {(r["sku"], r["reservation_id"]): {"order": r["order_id"], "warehouse": r["warehouse"],
-                                              "quantity": int(r["quantity"]), "state": r["state"]} for r in rows}
+                                              "quantity": int(r["quantity"]), "state": r["state"],
+                                              "awaiting": int(r["awaiting"])} for r in rows}
 
 
 async def pg_orders(engine, order_ids: list[str]) -> dict[str, dict]:
@@ -373,19 +426,42 @@ async def pg_orders(engine, order_ids: list[str]) -> dict[str, dict]:
 
 
 def _parts(order_id: str, line: dict, state: str, holds: Holdings) -> list[str]:
-    """Each part of ``line`` is a reservation of its warehouse and units, in ``state``."""
+    """Each part of ``line`` is a reservation of its warehouse and units, in ``state``, awaiting
+    the units the part says (none once it ended)."""
     found = []
     for part in line["parts"]:
         held = holds.reservations.get((line["sku"], part["reservation_id"]))
-        want = {"order": order_id, "warehouse": part["warehouse"], "quantity": part["quantity"], "state": state}
+        want = {"order": order_id, "warehouse": part["warehouse"], "quantity": part["quantity"], "state": state,
+                "awaiting": part.get("awaiting", 0) if state == "PENDING" else 0}
         if held != want:
             found.append(f"order {order_id} line {line['line']}: part {part['reservation_id']} is {held}, "
                          f"not {want}")
     return found
 
 
+def _awaiting(lines: list[dict]) -> int:
+    return sum(part.get("awaiting", 0) for line in lines for part in line["parts"])
+
+
 def _reserved(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
-    """Every line allocated to the unit, each part held (a PREORDERED one's awaiting units too)."""
+    """Every line allocated to the unit, each part held; every unit arrived (of every line: those
+    of other SKUs too)."""
+    found = _allocated(order, lines, holds)
+    if _awaiting(order["lines"]):
+        found.append(f"RESERVED order {order['order_id']} awaits {_awaiting(order['lines'])} pre-ordered units")
+    return found
+
+
+def _preordered(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
+    """Every line allocated to the unit, each part held, some units still to arrive."""
+    found = _allocated(order, lines, holds)
+    if not _awaiting(order["lines"]):
+        found.append(f"PREORDERED order {order['order_id']} awaits no unit")
+    return found
+
+
+def _allocated(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
+    """Every line allocated to the unit, each part a PENDING reservation (awaiting what it says)."""
     found = []
     for line in lines:
         units = sum(part["quantity"] for part in line["parts"])
@@ -428,7 +504,7 @@ def _backordered(order: dict, lines: list[dict], holds: Holdings) -> list[str]:
 _BY_STATUS: dict[str, Callable[[dict, list[dict], Holdings], list[str]]] = {
     "PENDING": lambda order, lines, holds: [f"order {order['order_id']} is still PENDING"],
     "RESERVED": _reserved,
-    "PREORDERED": _reserved,
+    "PREORDERED": _preordered,
     "REJECTED": _ended,
     "CANCELLED": _ended,
     "FULFILLED": _fulfilled,
@@ -440,7 +516,8 @@ def _summary(order: dict) -> tuple:
     """What the log, the order table and PostgreSQL must agree on (fields the schema may add
     later are left out)."""
     lines = tuple((line["line"], line["sku"], line["quantity"], line["state"],
-                   tuple((p["warehouse"], p["quantity"], p["reservation_id"]) for p in line["parts"]))
+                   tuple((p["warehouse"], p["quantity"], p["reservation_id"], p.get("awaiting", 0))
+                         for p in line["parts"]))
                   for line in order["lines"])
     return order["status"], order["seq"], lines
 

@@ -24,9 +24,21 @@ Rules (one decider per command kind in ``_DECIDERS``, one effect per event kind 
   behind, if it may wait, or rejected), and after every decision the head is served while it
   can be planned; ``Backordered`` and ``BackorderCancelled`` change no level nor version;
 - a transfer takes the units out of its source (in transit) and its arrival puts them in the
-  destination.
+  destination;
+- a direct ``Reserve`` gets nothing while a line waits (strict FIFO binds it too);
+- pre-orders: ``AnnounceIncoming`` adds (or withdraws, never below the units pre-ordered) a
+  level's ``incoming`` units, one expected date per level (the latest announced; none once no
+  unit is incoming); a ``Reserve`` with ``preorder``, or a line (or a queued line) with
+  ``preorder``, takes the units available first (a line: every warehouse's), the rest from
+  incoming units not pre-ordered yet (``awaiting``, counted in ``preordered``); a receipt's
+  ``StockAdjusted`` leaves the units it brings beyond the pre-ordered ones off ``incoming``, then
+  one ``PreorderArrived`` per hold awaiting units in that warehouse, oldest hold first, turns them
+  into reserved units; a hold still awaiting units cannot be committed; a release or an expiry
+  gives its awaited units back to the incoming ones.
 
-A decision of a kind the model does not know (a new command, a new event type, a pre-order) is
+A level is ``(on_hand, reserved, incoming, preordered, expected_at)``, each checked per event.
+
+A decision of a kind the model does not know (a new command, a new event type) is
 taken from the log as it is, and counted in ``Report.stats["unmodelled"]``: it must not crash the
 check, and a non-zero count says the model needs a new rule.
 
@@ -88,16 +100,20 @@ def part_id(order_id: str, line: int, warehouse: str) -> str:
     return f"{order_id}:{line}:{warehouse}"
 
 
+Level = tuple[int, int, int, int, int]  # on_hand, reserved, incoming, preordered, expected_at
+EMPTY: Level = (0, 0, 0, 0, 0)
+
+
 @dataclass
 class Fact:
-    """One event the model expects. ``level``: the (on_hand, reserved) it leaves in ``warehouse``
+    """One event the model expects. ``level``: the ``Level`` it leaves in ``warehouse``
     (None: it has no level of its own); ``seq``: the SKU's version it carries; ``body``: the
     fields its body must hold (more may be there: the schema grows), also what its effect reads."""
 
     type: str
     seq: int
     warehouse: str = ""
-    level: tuple[int, int] | None = None
+    level: Level | None = None
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,13 +123,14 @@ class Fact:
 
 @dataclass
 class Hold:
-    """A reservation, as the model has it."""
+    """A reservation, as the model has it (``awaiting``: its units that have not arrived)."""
 
     warehouse: str
     quantity: int
     order_id: str = ""
     state: str = "PENDING"
     deadline: int = 0  # epoch ms; 0: never
+    awaiting: int = 0
 
 
 @dataclass
@@ -135,33 +152,38 @@ class SkuModel:
     exists: bool = False
     bundle: bool = False
     seq: int = 0
-    levels: dict[str, tuple[int, int]] = field(default_factory=dict)
+    levels: dict[str, Level] = field(default_factory=dict)
     reservations: dict[str, Hold] = field(default_factory=dict)
+    waiting: dict[str, None] = field(default_factory=dict)  # holds awaiting units, oldest first
     in_transit: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (from, to, units)
     queue: list[dict[str, Any]] = field(default_factory=list)  # waiting lines, as Backordered has them
-    snapshots: dict[int, dict[str, tuple[int, int]]] = field(default_factory=lambda: {0: {}})
+    snapshots: dict[int, dict[str, Level]] = field(default_factory=lambda: {0: {}})
     stats: Counter = field(default_factory=Counter)
     facts: list[Fact] = field(default_factory=list)  # of the decision being made
 
-    def level(self, warehouse: str) -> tuple[int, int]:
-        return self.levels.get(warehouse, (0, 0))
+    def level(self, warehouse: str) -> Level:
+        return self.levels.get(warehouse, EMPTY)
 
     def available(self) -> dict[str, int]:
-        return {wh: on_hand - reserved for wh, (on_hand, reserved) in sorted(self.levels.items())}
+        return {wh: level[0] - level[1] for wh, level in sorted(self.levels.items())}
+
+    def preorderable(self) -> dict[str, int]:
+        """Incoming units nobody pre-ordered yet, per warehouse that has any."""
+        return {wh: level[2] - level[3] for wh, level in sorted(self.levels.items()) if level[2] > level[3]}
 
     # ------------------------------------------------------------------------ deciding
     def decide(self, command: Command) -> list[Fact] | None:
         """The facts of ``command`` (applied as they are decided: a decision may hold several
         parts, then serve the queue); None for a kind the model does not know."""
         decider = _DECIDERS.get(command.body.get("type", ""))
-        if decider is None or command.body.get("preorder"):  # no rule for pre-orders yet
+        if decider is None:
             return None
         self.facts = []
         decider(self, command)
         self._serve(command.at)
         return self.facts
 
-    def emit(self, kind: str, warehouse: str = "", level: tuple[int, int] | None = None,
+    def emit(self, kind: str, warehouse: str = "", level: Level | None = None,
              versioned: bool | None = None, **body: Any) -> None:
         """Decide one event and apply it: it carries a new version when it leaves a level (or
         ``versioned``); a rejection, a plan or a queue change keeps the SKU's version."""
@@ -170,33 +192,62 @@ class SkuModel:
         self.facts.append(fact)
         self.apply(fact)
 
-    def reject(self, kind: str = "CommandRejected") -> None:
-        self.emit(kind)
+    def reject(self, kind: str = "CommandRejected", **body: Any) -> None:
+        self.emit(kind, **body)
 
-    def hold(self, line: dict[str, Any], planned: list[tuple[str, int]], at: int) -> None:
-        """A line's plan: ``Allocated``, then one ``Reserved`` per part; the same for a line
-        allocated at once and for a backorder served later."""
-        parts = [{"warehouse": wh, "quantity": units, "reservation_id": part_id(line["order_id"], line["line"], wh)}
-                 for wh, units in planned]
+    def hold(self, line: dict[str, Any], planned: list[tuple[str, int]], incoming: dict[str, int],
+             at: int) -> None:
+        """A line's plan: ``Allocated`` (with the incoming units a pre-order's plan was made on),
+        then one ``Reserved`` per part; the same for a line allocated at once and for a backorder
+        served later."""
+        available = self.available()
+        parts = [{"warehouse": wh, "quantity": units, "reservation_id": part_id(line["order_id"], line["line"], wh),
+                  "awaiting": max(0, units - available.get(wh, 0))} for wh, units in planned]
         self.emit("Allocated", order_id=line["order_id"], line=line["line"], quantity=line["quantity"],
-                  strategy=line.get("strategy", "priority"), levels_seen=self.available(), parts=parts)
+                  strategy=line.get("strategy", "priority"), levels_seen=available, parts=parts,
+                  incoming_seen=incoming)
         ttl = line.get("ttl_ms", 0)
         for part in parts:
-            on_hand, reserved = self.level(part["warehouse"])
-            self.emit("Reserved", part["warehouse"], (on_hand, reserved + part["quantity"]),
-                      reservation_id=part["reservation_id"], order_id=line["order_id"],
-                      quantity=part["quantity"], expires_at=at + ttl if ttl else 0)
+            self.reserve(part["warehouse"], part["quantity"], part["reservation_id"], line["order_id"],
+                         at + ttl if ttl else 0)
+        if incoming:
+            self.stats["preorder_lines"] += 1
+
+    def reserve(self, warehouse: str, quantity: int, reservation_id: str, order_id: str, deadline: int) -> None:
+        """One ``Reserved``: the units available first, the rest (a pre-order's) awaiting."""
+        on_hand, reserved, incoming, preordered, expected_at = self.level(warehouse)
+        awaiting = max(0, quantity - (on_hand - reserved))
+        self.emit("Reserved", warehouse, (on_hand, reserved + quantity - awaiting, incoming, preordered + awaiting,
+                                          expected_at),
+                  reservation_id=reservation_id, order_id=order_id, quantity=quantity, expires_at=deadline,
+                  awaiting=awaiting)
+
+    def plan_line(self, line: dict[str, Any]) -> tuple[list[tuple[str, int]] | None, dict[str, int]]:
+        """A line's plan over the units available; a pre-order's, when they fall short: all of
+        them, in the line's order, then the rest from the incoming units (with those it saw)."""
+        order = (line.get("preferred_warehouse", ""), line.get("strategy", "priority"), line.get("priority", ()))
+        available = self.available()
+        planned = plan(available, line["quantity"], *order)
+        if planned is not None or not line.get("preorder"):
+            return planned, {}
+        incoming, units = self.preorderable(), sum(available.values())
+        rest = plan(incoming, line["quantity"] - units, *order)
+        if rest is None:
+            return None, incoming
+        merged: dict[str, int] = {}
+        for wh, taken in (plan(available, units, *order) or []) + rest:
+            merged[wh] = merged.get(wh, 0) + taken
+        return list(merged.items()), incoming
 
     def _serve(self, at: int) -> None:
         """Strict FIFO: the head is served while it can be planned; a head that cannot stops the
         queue, so no line is served before one that waited longer."""
         while self.queue:
             head = self.queue[0]
-            planned = plan(self.available(), head["quantity"], head.get("preferred_warehouse", ""),
-                           head.get("strategy", "priority"), head.get("priority", ()))
+            planned, incoming = self.plan_line(head)
             if planned is None:
                 return
-            self.hold(head, planned, at)
+            self.hold(head, planned, incoming, at)
             self.stats["backorders_served"] += 1
 
     # ------------------------------------------------------------------------ applying
@@ -218,7 +269,7 @@ class SkuModel:
         for event in events:
             moved = event["seq"] > self.seq and event["warehouse"]
             self.apply(Fact(event["type"], event["seq"], event["warehouse"],
-                            (event["on_hand"], event["reserved"]) if moved else None, event["body"][1]))
+                            _level_of(event) if moved else None, event["body"][1]))
 
 
 # ------------------------------------------------------------------------------ deciders
@@ -232,12 +283,52 @@ def _create(model: SkuModel, command: Command) -> None:
 
 def _adjust(model: SkuModel, command: Command) -> None:
     warehouse, quantity, hold = command["warehouse"], command["quantity"], command.get("hold_id", "")
-    on_hand, reserved = model.level(warehouse)
+    on_hand, reserved, incoming, preordered, expected_at = model.level(warehouse)
     # A receipt comes with the space its warehouse's ledger holds for it; a removal without.
     if (not model.exists or model.bundle or quantity == 0 or not warehouse or (quantity > 0) != bool(hold)
             or on_hand + quantity < reserved):
         return model.reject()
-    model.emit("StockAdjusted", warehouse, (on_hand + quantity, reserved), quantity=quantity)
+    if quantity < 0:
+        return model.emit("StockAdjusted", warehouse, (on_hand + quantity, reserved, incoming, preordered,
+                                                       expected_at), quantity=quantity)
+    # The units beyond the pre-ordered ones are no longer incoming (those stay until they arrive).
+    for_preorders = min(quantity, preordered)
+    left = max(0, incoming - max(quantity, preordered)) + preordered
+    model.emit("StockAdjusted", warehouse, _dated((on_hand + quantity, reserved, left, preordered, expected_at)),
+               quantity=quantity)
+    _arrive(model, warehouse, for_preorders)
+
+
+def _dated(level: Level) -> Level:
+    """A level with no incoming units expects none."""
+    return level if level[2] else (*level[:4], 0)
+
+
+def _arrive(model: SkuModel, warehouse: str, units: int) -> None:
+    """``units`` arrived for the warehouse's pre-orders: the oldest holds awaiting there take them."""
+    for reservation_id in [rid for rid in model.waiting if model.reservations[rid].warehouse == warehouse]:
+        if units == 0:
+            return
+        held = model.reservations[reservation_id]
+        take = min(units, held.awaiting)
+        units -= take
+        on_hand, reserved, incoming, preordered, expected_at = model.level(warehouse)
+        model.emit("PreorderArrived", warehouse,
+                   _dated((on_hand, reserved + take, incoming - take, preordered - take, expected_at)),
+                   reservation_id=reservation_id, order_id=held.order_id, quantity=take,
+                   awaiting=held.awaiting - take)
+        model.stats["preorders_arrived"] += 1
+
+
+def _announce(model: SkuModel, command: Command) -> None:
+    warehouse, quantity, date = command["warehouse"], command["quantity"], command.get("expected_at", 0)
+    on_hand, reserved, incoming, preordered, expected_at = model.level(warehouse)
+    if (not model.exists or model.bundle or not warehouse or quantity == 0 or (quantity > 0 and date <= 0)
+            or incoming + quantity < preordered):
+        return model.reject()
+    latest = max(expected_at, date) if quantity > 0 else expected_at
+    model.emit("IncomingAnnounced", warehouse, _dated((on_hand, reserved, incoming + quantity, preordered, latest)),
+               quantity=quantity, expected_at=date)
 
 
 def _threshold(model: SkuModel, command: Command) -> None:
@@ -255,12 +346,13 @@ def _queued_prefix(model: SkuModel, reservation_id: str) -> bool:
 def _reserve(model: SkuModel, command: Command) -> None:
     rid, warehouse, quantity, ttl = (command["reservation_id"], command["warehouse"], command["quantity"],
                                      command.get("ttl_ms", 0))
-    on_hand, reserved = model.level(warehouse)
+    on_hand, reserved, incoming, preordered, _ = model.level(warehouse)
+    coverable = on_hand - reserved + (incoming - preordered if command.get("preorder") else 0)
+    # Strict FIFO binds a direct reservation too: while lines wait, the units are theirs.
     if (not model.exists or model.bundle or quantity <= 0 or not warehouse or rid in model.reservations
-            or _queued_prefix(model, rid) or ttl < 0 or on_hand - reserved < quantity):
+            or _queued_prefix(model, rid) or ttl < 0 or model.queue or coverable < quantity):
         return model.reject("ReservationRejected")
-    model.emit("Reserved", warehouse, (on_hand, reserved + quantity), reservation_id=rid,
-               order_id=command.get("order_id", ""), quantity=quantity, expires_at=command.at + ttl if ttl else 0)
+    model.reserve(warehouse, quantity, rid, command.get("order_id", ""), command.at + ttl if ttl else 0)
 
 
 def _end(model: SkuModel, command: Command) -> None:
@@ -269,13 +361,18 @@ def _end(model: SkuModel, command: Command) -> None:
     if held is None or held.state != "PENDING":
         return model.reject()
     due = 0 < held.deadline <= command.at
-    if (kind == "Expire" and not due) or (kind == "Commit" and due):
+    if kind == "Expire" and not due:
         return model.reject()
-    on_hand, reserved = model.level(held.warehouse)
+    # Too late to fulfil; or a hold whose pre-ordered units have not arrived.
+    if kind == "Commit" and (due or held.awaiting):
+        model.stats["commits_before_arrival"] += not due
+        return model.reject(reason="RESERVATION_EXPIRED" if due else "PREORDER_NOT_ARRIVED")
+    on_hand, reserved, incoming, preordered, expected_at = model.level(held.warehouse)
     left = held.quantity if kind == "Commit" else 0  # committed units leave the warehouse
+    # Released or expired: the units held are available again, those awaited pre-orderable again.
     model.emit({"Release": "Released", "Commit": "Committed", "Expire": "Expired"}[kind], held.warehouse,
-               (on_hand - left, reserved - held.quantity), reservation_id=command["reservation_id"],
-               quantity=held.quantity)
+               (on_hand - left, reserved - held.quantity + held.awaiting, incoming, preordered - held.awaiting,
+                expected_at), reservation_id=command["reservation_id"], quantity=held.quantity)
 
 
 def _allocate(model: SkuModel, command: Command) -> None:
@@ -284,15 +381,13 @@ def _allocate(model: SkuModel, command: Command) -> None:
             or line.get("ttl_ms", 0) < 0):
         return model.reject("AllocationRejected")
     # Strict FIFO: while lines wait, the units available are theirs, whatever this line needs.
-    planned = None if model.queue else plan(model.available(), line["quantity"],
-                                            line.get("preferred_warehouse", ""), line["strategy"],
-                                            line.get("priority", ()))
+    planned, incoming = (None, {}) if model.queue else model.plan_line(line)
     if planned is None and line.get("backorder"):
         return _enqueue(model, line)
     taken = planned and any(part_id(line["order_id"], line["line"], wh) in model.reservations for wh, _ in planned)
     if planned is None or taken:
         return model.reject("AllocationRejected")
-    model.hold(line, planned, command.at)
+    model.hold(line, planned, incoming, command.at)
 
 
 def _enqueue(model: SkuModel, line: dict[str, Any]) -> None:
@@ -304,7 +399,7 @@ def _enqueue(model: SkuModel, line: dict[str, Any]) -> None:
     model.emit("Backordered", order_id=line["order_id"], line=line["line"], quantity=line["quantity"],
                position=len(model.queue) + 1, preferred_warehouse=line.get("preferred_warehouse", ""),
                strategy=line.get("strategy", "priority"), priority=list(line.get("priority", ())),
-               ttl_ms=line.get("ttl_ms", 0))
+               ttl_ms=line.get("ttl_ms", 0), preorder=bool(line.get("preorder")))
 
 
 def _unqueue(model: SkuModel, command: Command) -> None:
@@ -317,11 +412,11 @@ def _unqueue(model: SkuModel, command: Command) -> None:
 
 def _transfer_out(model: SkuModel, command: Command) -> None:
     source, quantity = command["source"], command["quantity"]
-    on_hand, reserved = model.level(source)
+    on_hand, reserved, *incoming = model.level(source)
     if (not model.exists or model.bundle or quantity <= 0 or not source or source == command["destination"]
             or command.id in model.in_transit or on_hand - reserved < quantity):
         return model.reject()
-    model.emit("TransferredOut", source, (on_hand - quantity, reserved), transfer_id=command.id,
+    model.emit("TransferredOut", source, (on_hand - quantity, reserved, *incoming), transfer_id=command.id,
                destination=command["destination"], quantity=quantity)
 
 
@@ -330,8 +425,8 @@ def _transfer_in(model: SkuModel, command: Command) -> None:
     if moving is None:
         return model.reject()
     source, destination, quantity = moving
-    on_hand, reserved = model.level(destination)
-    model.emit("TransferArrived", destination, (on_hand + quantity, reserved), transfer_id=command["transfer_id"],
+    on_hand, *rest = model.level(destination)
+    model.emit("TransferArrived", destination, (on_hand + quantity, *rest), transfer_id=command["transfer_id"],
                source=source, quantity=quantity)
 
 
@@ -347,6 +442,7 @@ _DECIDERS: dict[str, Callable[[SkuModel, Command], None]] = {
     "CancelBackorder": _unqueue,
     "TransferStock": _transfer_out,
     "ArriveTransfer": _transfer_in,
+    "AnnounceIncoming": _announce,
 }
 
 
@@ -356,15 +452,27 @@ def _created(model: SkuModel, fact: Fact) -> None:
 
 
 def _reserved(model: SkuModel, fact: Fact) -> None:
-    body = fact.body
+    body, awaiting = fact.body, fact.body.get("awaiting", 0)
     model.reservations[body["reservation_id"]] = Hold(fact.warehouse, body["quantity"], body.get("order_id", ""),
-                                                      deadline=body.get("expires_at", 0))
+                                                      deadline=body.get("expires_at", 0), awaiting=awaiting)
+    if awaiting:
+        model.waiting[body["reservation_id"]] = None
+        model.stats["preorder_holds"] += 1
 
 
 def _ended(model: SkuModel, fact: Fact) -> None:
     held = model.reservations.get(fact.body["reservation_id"])
     if held is not None:
-        held.state = _ENDED[fact.type]
+        held.state, held.awaiting = _ENDED[fact.type], 0
+    model.waiting.pop(fact.body["reservation_id"], None)
+
+
+def _preorder_arrived(model: SkuModel, fact: Fact) -> None:
+    held = model.reservations.get(fact.body["reservation_id"])
+    if held is not None:
+        held.awaiting = fact.body["awaiting"]
+    if not fact.body["awaiting"]:
+        model.waiting.pop(fact.body["reservation_id"], None)
 
 
 def _allocated(model: SkuModel, fact: Fact) -> None:
@@ -403,9 +511,10 @@ _EFFECTS: dict[str, Callable[[SkuModel, Fact], None]] = {
     "BackorderCancelled": _backorder_cancelled,
     "TransferredOut": _transferred_out,
     "TransferArrived": _transfer_arrived,
+    "PreorderArrived": _preorder_arrived,
 }
 # Event types the model decides itself; a decision holding any other is taken from the log.
-_KNOWN = set(_EFFECTS) | _REJECTED | {"StockAdjusted", "LowStockThresholdSet"}
+_KNOWN = set(_EFFECTS) | _REJECTED | {"StockAdjusted", "LowStockThresholdSet", "IncomingAnnounced"}
 
 
 # ------------------------------------------------------------------------------ checking
@@ -427,8 +536,14 @@ class Report:
             self.examples.append(what)
 
 
+def _level_of(event: dict[str, Any]) -> Level:
+    """The level an event carries (one logged before pre-orders has no incoming units)."""
+    return (event["on_hand"], event["reserved"], event.get("incoming", 0), event.get("preordered", 0),
+            event.get("expected_at", 0))
+
+
 def _outcome(event: dict[str, Any]) -> tuple:
-    return event["type"], event["seq"], event["warehouse"], event["on_hand"], event["reserved"]
+    return event["type"], event["seq"], event["warehouse"], *_level_of(event)
 
 
 def _decisions(events: Iterable[dict[str, Any]], report: Report) -> list[list[dict[str, Any]]]:
@@ -478,7 +593,7 @@ def _difference(fact: Fact, event: dict[str, Any]) -> str:
         return f"{event['type']}, the model says {fact.type}"
     if fact.seq != event["seq"]:
         return f"{fact.type} at version {event['seq']}, the model's is {fact.seq}"
-    logged = (event["warehouse"], event["on_hand"], event["reserved"])
+    logged = (event["warehouse"], *_level_of(event))
     if fact.level is not None and logged != (fact.warehouse, *fact.level):
         return f"{fact.type} left {logged}, the model {(fact.warehouse, *fact.level)}"
     wrong = {k: (event["body"][1].get(k), v) for k, v in fact.body.items() if not _same(v, event["body"][1].get(k))}
@@ -570,7 +685,7 @@ def _check_answer(call: dict[str, Any], logged: str | None, report: Report) -> N
 def _check_read(call: dict[str, Any], model: SkuModel | None, report: Report) -> None:
     for warehouse, on_hand, reserved, version in call["levels"]:
         snapshot = None if model is None else model.snapshots.get(version)
-        if snapshot is None or snapshot.get(warehouse, (0, 0)) != (on_hand, reserved):
+        if snapshot is None or snapshot.get(warehouse, EMPTY)[:2] != (on_hand, reserved):
             report.anomaly(f"read of {call['sku']}/{warehouse} at version {version} saw "
                            f"{(on_hand, reserved)}, the model had {snapshot and snapshot.get(warehouse)}")
 

@@ -10,15 +10,19 @@ def _cmd(cid, body, accepted=True, outcome="ok", kind="", sku="S", key=""):
             "outcome": outcome, "kind": kind}
 
 
-def _event(cid, kind, seq, wh="", on_hand=0, reserved=0, at=0, sender="chaos", index=0, **body):
+def _event(cid, kind, seq, wh="", on_hand=0, reserved=0, at=0, sender="chaos", index=0, incoming=(0, 0, 0),
+           **body):
+    """``incoming``: the level's (incoming, preordered, expected_at) after the event."""
     return {"event_id": f"{cid}/{index}", "command_id": cid, "sku": "S", "type": kind, "seq": seq,
-            "warehouse": wh, "on_hand": on_hand, "reserved": reserved, "occurred_at": at, "sender": sender,
+            "warehouse": wh, "on_hand": on_hand, "reserved": reserved, "incoming": incoming[0],
+            "preordered": incoming[1], "expected_at": incoming[2], "occurred_at": at, "sender": sender,
             "body": (f"inventory.events.{kind}", body)}
 
 
-def _reserved(cid, seq, wh, on_hand, reserved, rid, qty, order="o", index=0, at=0, expires_at=0):
-    return _event(cid, "Reserved", seq, wh, on_hand, reserved, at=at, index=index, reservation_id=rid,
-                  order_id=order, quantity=qty, expires_at=expires_at)
+def _reserved(cid, seq, wh, on_hand, reserved, rid, qty, order="o", index=0, at=0, expires_at=0, awaiting=0,
+              incoming=(0, 0, 0)):
+    return _event(cid, "Reserved", seq, wh, on_hand, reserved, at=at, index=index, incoming=incoming,
+                  reservation_id=rid, order_id=order, quantity=qty, expires_at=expires_at, awaiting=awaiting)
 
 
 def _receipt(cid, wh, qty):
@@ -150,10 +154,12 @@ def _line(order, qty, **more):
             "strategy": "priority", "priority": [], "ttl_ms": 0, "backorder": False, **more}
 
 
-def _allocated(cid, seq, order, qty, seen, parts, index=0):
+def _allocated(cid, seq, order, qty, seen, parts, index=0, incoming_seen=None):
+    """``parts``: (warehouse, units) or (warehouse, units, awaiting)."""
     return _event(cid, "Allocated", seq, index=index, order_id=order, line=1, quantity=qty, strategy="priority",
-                  levels_seen=seen, parts=[{"warehouse": w, "quantity": q, "reservation_id": f"{order}:1:{w}",
-                                            "awaiting": 0} for w, q in parts])
+                  levels_seen=seen, incoming_seen=incoming_seen or {},
+                  parts=[{"warehouse": w, "quantity": q, "reservation_id": f"{order}:1:{w}",
+                          "awaiting": (aw or [0])[0]} for w, q, *aw in parts])
 
 
 def _stocked(east=3, west=5):
@@ -233,7 +239,8 @@ def _backorders(cancel_second=False):
         bodies[f"allocate:{order}:1"] = _line(order, qty, backorder=True)
     bodies["allocate:o3:1"] = _line("o3", 1)
     bodies["c4"] = _receipt("c4", "east", 2)
-    waits = {"line": 1, "preferred_warehouse": "", "strategy": "priority", "priority": [], "ttl_ms": 0}
+    waits = {"line": 1, "preferred_warehouse": "", "strategy": "priority", "priority": [], "ttl_ms": 0,
+             "preorder": False}
     events += [_event("allocate:o1:1", "Backordered", 2, order_id="o1", quantity=2, position=1, **waits),
                _event("allocate:o2:1", "Backordered", 2, order_id="o2", quantity=1, position=2, **waits),
                _event("allocate:o3:1", "AllocationRejected", 2, order_id="o3", line=1, quantity=1)]
@@ -344,16 +351,214 @@ def test_a_kind_the_model_does_not_know_is_taken_from_the_log_without_crashing()
     bodies, events = _stocked(east=2, west=0)
     events.pop()
     del bodies["c3"]
-    bodies["a1"] = {"type": "AnnounceIncoming", "warehouse": "east", "quantity": 4, "expected_at": 9}
-    events.append(dict(_event("a1", "IncomingAnnounced", 3, "east", 2, 0, quantity=4, expected_at=9), incoming=4))
+    bodies["q1"] = {"type": "Quarantine", "warehouse": "east", "quantity": 1}  # a command it has no rule for
+    events.append(_event("q1", "Quarantined", 3, "east", 1, 0, quantity=1))
     bodies["c4"] = _receipt("c4", "east", 1)  # a known command whose decision holds a new event type
-    events += [_event("c4", "StockAdjusted", 4, "east", 3, 0, quantity=1),
-               _event("c4", "PreorderArrived", 5, "east", 3, 1, index=1, reservation_id="p", awaiting=0)]
-    bodies["c5"] = {"type": "Reserve", "reservation_id": "r", "order_id": "o", "warehouse": "east", "quantity": 2}
-    events.append(_reserved("c5", 6, "east", 3, 3, "r", 2))
+    events += [_event("c4", "StockAdjusted", 4, "east", 2, 0, quantity=1),
+               _event("c4", "Inspected", 5, "east", 2, 1, index=1)]
+    bodies["c5"] = {"type": "Reserve", "reservation_id": "r", "order_id": "o", "warehouse": "east", "quantity": 1}
+    events.append(_reserved("c5", 6, "east", 2, 2, "r", 1))
     report = check([], events, {"r": ("S", "PENDING")}, bodies=bodies)
     _clean_report(report)
     assert report.stats["unmodelled"] == 2
+
+
+# ------------------------------------------------------------------------ pre-orders
+DUE = 9_000  # the expected date announced
+
+
+def _announce(cid, wh, qty, expected_at=DUE):
+    return {"type": "AnnounceIncoming", "warehouse": wh, "quantity": qty, "expected_at": expected_at}
+
+
+def _preserve(rid, qty, wh="east"):
+    return {"type": "Reserve", "reservation_id": rid, "order_id": "o", "warehouse": wh, "quantity": qty,
+            "preorder": True}
+
+
+def _arrived(cid, seq, index, level, rid, qty, awaiting):
+    return _event(cid, "PreorderArrived", seq, "east", *level[:2], index=index, incoming=level[2:],
+                  reservation_id=rid, order_id="o", quantity=qty, awaiting=awaiting)
+
+
+def _preorders():
+    """East holds 2 and 5 are announced; r1 pre-orders 4 (2 awaiting), r2 2 (both awaiting); r3
+    (2) finds 1 incoming unit left: refused; a withdrawal of 2 would take pre-ordered units:
+    refused; r1's commit is refused while its units await; a receipt of 3 brings r1's 2 (the
+    oldest) then 1 of r2's; r1 is committed; r2's release gives its awaited unit back; the last
+    2 incoming units are withdrawn, and no date is left."""
+    bodies, events = _stocked(east=2, west=0)
+    events.pop()
+    del bodies["c3"]
+    steps = [
+        ("a1", _announce("a1", "east", 5), [_event("a1", "IncomingAnnounced", 3, "east", 2, 0, incoming=(5, 0, DUE),
+                                                   quantity=5, expected_at=DUE)]),
+        ("p1", _preserve("r1", 4), [_reserved("p1", 4, "east", 2, 2, "r1", 4, awaiting=2, incoming=(5, 2, DUE))]),
+        ("p2", _preserve("r2", 2), [_reserved("p2", 5, "east", 2, 2, "r2", 2, awaiting=2, incoming=(5, 4, DUE))]),
+        ("p3", _preserve("r3", 2), [_event("p3", "ReservationRejected", 5, "east", 2, 2, incoming=(5, 4, DUE))]),
+        ("a2", _announce("a2", "east", -2, 0), [_event("a2", "CommandRejected", 5, "east", 2, 2,
+                                                       incoming=(5, 4, DUE))]),
+        ("k1", {"type": "Commit", "reservation_id": "r1"}, [_event("k1", "CommandRejected", 5, "east", 2, 2,
+                                                                   incoming=(5, 4, DUE),
+                                                                   reason="PREORDER_NOT_ARRIVED")]),
+        ("c7", _receipt("c7", "east", 3), [_event("c7", "StockAdjusted", 6, "east", 5, 2, incoming=(5, 4, DUE),
+                                                  quantity=3),
+                                           _arrived("c7", 7, 1, (5, 4, 3, 2, DUE), "r1", 2, 0),
+                                           _arrived("c7", 8, 2, (5, 5, 2, 1, DUE), "r2", 1, 1)]),
+        ("k2", {"type": "Commit", "reservation_id": "r1"}, [_event("k2", "Committed", 9, "east", 1, 1,
+                                                                   incoming=(2, 1, DUE), reservation_id="r1",
+                                                                   quantity=4)]),
+        ("x2", {"type": "Release", "reservation_id": "r2"}, [_event("x2", "Released", 10, "east", 1, 0,
+                                                                    incoming=(2, 0, DUE), reservation_id="r2",
+                                                                    quantity=2)]),
+        ("a3", _announce("a3", "east", -2, 0), [_event("a3", "IncomingAnnounced", 11, "east", 1, 0,
+                                                       quantity=-2, expected_at=0)]),
+    ]
+    for cid, body, decided in steps:
+        bodies[cid] = body
+        events += decided
+    return bodies, events
+
+
+_PREORDERS_TABLE = {"r1": ("S", "COMMITTED"), "r2": ("S", "RELEASED")}
+
+
+def _examples(bodies, events):
+    return check([], events, _PREORDERS_TABLE, bodies=bodies).examples
+
+
+def test_pre_orders_hold_incoming_units_and_receipts_bring_them_oldest_first():
+    bodies, events = _preorders()
+    report = check([], events, _PREORDERS_TABLE, bodies=bodies)
+    _clean_report(report)
+    assert report.stats["unmodelled"] == 0 and report.stats["preorders_arrived"] == 2
+    assert report.stats["commits_before_arrival"] == 1
+    assert report.decided["AnnounceIncoming"] == 3 and report.decided["Reserve"] == 3
+
+
+def test_a_receipt_that_brings_a_younger_pre_orders_units_first_is_flagged():
+    bodies, events = _preorders()
+    first, second = events[9]["body"][1], events[10]["body"][1]
+    first["reservation_id"], second["reservation_id"] = "r2", "r1"
+    assert any("PreorderArrived holds" in e for e in _examples(bodies, events))
+
+
+def test_a_pre_order_beyond_the_incoming_units_is_flagged():
+    bodies, events = _preorders()
+    events[5] = _reserved("p3", 6, "east", 2, 2, "r3", 2, awaiting=2, incoming=(5, 6, DUE))
+    assert any(e.startswith("S: Reserve p3 decided ['Reserved'], the model says ['ReservationRejected']")
+               for e in _examples(bodies, events))
+    bodies, events = _preorders()  # a withdrawal of units pre-ordered
+    events[6] = _event("a2", "IncomingAnnounced", 6, "east", 2, 2, incoming=(3, 4, DUE), quantity=-2)
+    assert any(e.startswith("S: AnnounceIncoming a2 decided ['IncomingAnnounced'], the model says") for e in
+               _examples(bodies, events))
+
+
+def test_a_commit_of_a_hold_whose_units_have_not_arrived_is_flagged():
+    bodies, events = _preorders()
+    events[7] = _event("k1", "Committed", 6, "east", 0, 0, incoming=(5, 2, DUE), reservation_id="r1", quantity=4)
+    assert any(e.startswith("S: Commit k1 decided ['Committed'], the model says ['CommandRejected']")
+               for e in _examples(bodies, events))
+    bodies, events = _preorders()
+    events[7]["body"][1]["reason"] = "RESERVATION_EXPIRED"  # refused, for a reason it does not have
+    assert any("CommandRejected holds" in e for e in _examples(bodies, events))
+
+
+def test_every_pre_order_field_of_a_level_is_checked():
+    for index, (field, wrong) in {3: ("expected_at", 8_000), 4: ("preordered", 1), 8: ("incoming", 2),
+                                  13: ("expected_at", DUE)}.items():
+        bodies, events = _preorders()
+        events[index][field] = wrong
+        assert any("left" in e for e in _examples(bodies, events)), (index, field)
+    bodies, events = _preorders()
+    events[4]["body"][1]["awaiting"] = 1
+    assert any("Reserved holds" in e for e in _examples(bodies, events))
+
+
+def test_the_expected_date_is_the_latest_announced():
+    bodies, events = _preorders()
+    bodies["a9"] = _announce("a9", "east", 1, DUE - 1)
+    events.insert(7, _event("a9", "IncomingAnnounced", 6, "east", 2, 2, incoming=(6, 4, DUE), quantity=1,
+                            expected_at=DUE - 1))
+    for event in events[8:]:  # one more unit incoming from then on, one version later
+        event["seq"] += 1
+        event["incoming"] += event["incoming"] > 0
+    events[-1] = _event("a3", "IncomingAnnounced", 12, "east", 1, 0, incoming=(1, 0, DUE), quantity=-2,
+                        expected_at=0)
+    _clean_report(check([], events, _PREORDERS_TABLE, bodies=bodies))
+    events[7]["expected_at"] = DUE - 1
+    assert any("IncomingAnnounced left" in e for e in _examples(bodies, events))
+
+
+def test_a_released_or_expired_pre_order_gives_its_awaited_units_back():
+    bodies, events = _preorders()
+    del events[7:]
+    bodies["x1"] = {"type": "Release", "reservation_id": "r1"}
+    events.append(_event("x1", "Released", 6, "east", 2, 0, incoming=(5, 2, DUE), reservation_id="r1", quantity=4))
+    _clean_report(check([], events, {"r1": ("S", "RELEASED"), "r2": ("S", "PENDING")}, bodies=bodies))
+    events[-1]["reserved"] = -2  # as if all four units had been on hand
+    assert check([], events, {}, bodies=bodies).history_anomalies >= 1
+
+
+def _preorder_line(backorder=False):
+    """East holds 1, west 4 incoming: o1's line of 3 takes east's unit and 2 of west's incoming."""
+    bodies, events = _stocked(east=1, west=0)
+    events.pop()
+    del bodies["c3"]
+    bodies["a1"] = _announce("a1", "west", 4)
+    bodies["allocate:o1:1"] = _line("o1", 3, preorder=True, backorder=backorder)
+    events += [_event("a1", "IncomingAnnounced", 3, "west", 0, 0, incoming=(4, 0, DUE), quantity=4, expected_at=DUE),
+               _allocated("allocate:o1:1", 3, "o1", 3, {"east": 1, "west": 0}, [("east", 1), ("west", 2, 2)],
+                          incoming_seen={"west": 4}),
+               _reserved("allocate:o1:1", 4, "east", 1, 1, "o1:1:east", 1, order="o1", index=1),
+               _reserved("allocate:o1:1", 5, "west", 0, 0, "o1:1:west", 2, order="o1", index=2, awaiting=2,
+                         incoming=(4, 2, DUE))]
+    return bodies, events
+
+
+def test_an_order_line_that_allows_pre_orders_takes_every_unit_available_then_incoming_ones():
+    bodies, events = _preorder_line()
+    report = check([], events, _pending("o1:1:east", "o1:1:west"), bodies=bodies)
+    _clean_report(report)
+    assert report.stats["preorder_lines"] == 1
+    bodies["allocate:o1:1"]["preorder"] = False  # then it could not be served
+    assert any("the model says ['AllocationRejected']" in e for e in check([], events, {}, bodies=bodies).examples)
+    bodies, events = _preorder_line()
+    events[3]["body"][1]["parts"][1]["awaiting"] = 0
+    assert any("Allocated holds" in e for e in check([], events, {}, bodies=bodies).examples)
+
+
+def test_a_queued_line_that_allows_pre_orders_is_served_by_an_announcement():
+    """o1's line of 6 waits (east holds 1, nothing incoming); west's 4 announced do not serve it,
+    one more does: east's unit, then 5 awaited in west."""
+    bodies, events = _stocked(east=1, west=0)
+    events.pop()
+    del bodies["c3"]
+    bodies["allocate:o1:1"] = _line("o1", 6, preorder=True, backorder=True)
+    bodies["a1"], bodies["a2"] = _announce("a1", "west", 4), _announce("a2", "west", 1)
+    waits = {"line": 1, "preferred_warehouse": "", "strategy": "priority", "priority": [], "ttl_ms": 0,
+             "preorder": True}
+    events += [_event("allocate:o1:1", "Backordered", 2, order_id="o1", quantity=6, position=1, **waits),
+               _event("a1", "IncomingAnnounced", 3, "west", incoming=(4, 0, DUE), quantity=4, expected_at=DUE),
+               _event("a2", "IncomingAnnounced", 4, "west", incoming=(5, 0, DUE), quantity=1, expected_at=DUE),
+               _allocated("a2", 4, "o1", 6, {"east": 1, "west": 0}, [("east", 1), ("west", 5, 5)], index=1,
+                          incoming_seen={"west": 5}),
+               _reserved("a2", 5, "east", 1, 1, "o1:1:east", 1, order="o1", index=2),
+               _reserved("a2", 6, "west", 0, 0, "o1:1:west", 5, order="o1", index=3, awaiting=5,
+                         incoming=(5, 5, DUE))]
+    report = check([], events, _pending("o1:1:east", "o1:1:west"), bodies=bodies)
+    _clean_report(report)
+    assert report.stats["backorders_served"] == 1
+    bodies["allocate:o1:1"]["preorder"] = False  # then no announcement serves it
+    assert check([], events, {}, bodies=bodies).history_anomalies >= 1
+
+
+def test_a_direct_reservation_while_lines_wait_is_flagged():
+    bodies, events = _backorders()
+    bodies["c5"] = {"type": "Reserve", "reservation_id": "r9", "order_id": "x", "warehouse": "east", "quantity": 1}
+    events.insert(5, _reserved("c5", 3, "east", 1, 1, "r9", 1, order="x"))  # east has 1 available, o1 waits
+    assert any(e.startswith("S: Reserve c5 decided ['Reserved'], the model says ['ReservationRejected']")
+               for e in check([], events, {}, bodies=bodies).examples)
 
 
 # ------------------------------------------------------------------------ order answers
@@ -368,17 +573,19 @@ def test_an_order_command_is_answered_from_the_order_log():
 
 # ------------------------------------------------------------------------ order invariants
 def _order(status, *lines, seq=3, order_id="o1"):
+    """``lines``: (state, [(warehouse, units, awaiting)])."""
     return {"event_id": f"{order_id}/{seq}", "order_id": order_id, "kind": "X", "status": status, "seq": seq,
             "lines": [{"line": n, "sku": "S", "quantity": sum(q for _, q, _ in parts), "state": state,
-                       "parts": [{"warehouse": w, "quantity": q, "reservation_id": f"{order_id}:{n}:{w}"}
-                                 for w, q, _ in parts]}
+                       "parts": [{"warehouse": w, "quantity": q, "reservation_id": f"{order_id}:{n}:{w}",
+                                  "awaiting": aw} for w, q, aw in parts]}
                       for n, (state, parts) in enumerate(lines, start=1)]}
 
 
 def _holds(order, queued=(), **states):
     """The stock area holds each part of ``order``, PENDING unless ``states`` says (by warehouse)."""
     held = {("S", p["reservation_id"]): {"order": order["order_id"], "warehouse": p["warehouse"],
-                                         "quantity": p["quantity"], "state": states.get(p["warehouse"], "PENDING")}
+                                         "quantity": p["quantity"], "state": states.get(p["warehouse"], "PENDING"),
+                                         "awaiting": p["awaiting"] if p["warehouse"] not in states else 0}
             for line in order["lines"] for p in line["parts"]}
     return Holdings(held, set(queued), {"S"})
 
@@ -424,11 +631,28 @@ def test_postgresql_and_the_order_table_must_agree_with_the_order_log():
     assert len(order_checks({"o1": order}, holds, _pg(order), {})) == 1
 
 
-def test_an_order_in_a_status_the_checks_do_not_know_is_only_compared_a_preordered_one_holds_its_parts():
+def test_an_order_in_a_status_the_checks_do_not_know_is_only_compared():
     order = _order("ON_HOLD", ("ALLOCATED", [("east", 2, 0)]))
     assert order_checks({"o1": order}, _holds(order, east="ODD"), _pg(order)) == []
-    preordered = _order("PREORDERED", ("ALLOCATED", [("east", 2, 0)]))
-    assert len(order_checks({"o1": preordered}, _holds(preordered, east="RELEASED"), _pg(preordered))) == 1
+
+
+def test_a_preordered_order_holds_its_parts_and_awaits_units_a_reserved_one_awaits_none():
+    preordered = _order("PREORDERED", ("ALLOCATED", [("east", 1, 0), ("west", 2, 2)]))
+    assert order_checks({"o1": preordered}, _holds(preordered), _pg(preordered)) == []
+    assert len(order_checks({"o1": preordered}, _holds(preordered, west="RELEASED"), _pg(preordered))) == 1
+    holds = _holds(preordered)
+    holds.reservations[("S", "o1:1:west")]["awaiting"] = 1  # its reservation awaits fewer than the part says
+    assert len(order_checks({"o1": preordered}, holds, _pg(preordered))) == 1
+    pg = _pg(preordered)
+    pg["o1"]["lines"] = _order("PREORDERED", ("ALLOCATED", [("east", 1, 0), ("west", 2, 1)]))["lines"]
+    assert len(order_checks({"o1": preordered}, _holds(preordered), pg)) == 1, "PostgreSQL's part awaits 1"
+
+    arrived = _order("PREORDERED", ("ALLOCATED", [("east", 2, 0)]))
+    assert any("awaits no unit" in p for p in order_checks({"o1": arrived}, _holds(arrived), _pg(arrived)))
+    reserved = _order("RESERVED", ("ALLOCATED", [("east", 2, 1)]))
+    assert any("awaits 1" in p for p in order_checks({"o1": reserved}, _holds(reserved), _pg(reserved)))
+    waiting = _order("PREORDERED", ("ALLOCATED", [("east", 2, 2)]), ("BACKORDERED", []))
+    assert len(order_checks({"o1": waiting}, _holds(waiting, [("o1", 2)]), _pg(waiting))) == 1, "a line waits"
 
 
 def test_the_latest_snapshot_and_the_stock_tables_holdings():
@@ -446,10 +670,10 @@ def test_the_latest_snapshot_and_the_stock_tables_holdings():
     assert order_checks({"o1": later}, holds, _pg(later)) == []
 
 
-def test_the_run_has_not_drained_while_a_reservation_due_is_still_pending():
+def test_the_run_has_not_drained_while_a_reservation_with_a_deadline_is_still_pending():
     import time
 
-    from chaos.__main__ import overdue
+    from chaos.__main__ import expiring
 
     now = int(time.time() * 1000)
 
@@ -458,4 +682,36 @@ def test_the_run_has_not_drained_while_a_reservation_due_is_still_pending():
     table = {"r:S:a": held("PENDING", now - 10_000), "r:S:b": held("EXPIRED", now - 10_000),
              "r:S:c": held("PENDING", 0), "r:S:d": held("PENDING", now + 10_000),
              "r:T:e": held("PENDING", now - 10_000, sku="T"), "s:S": {"sku": "S"}}
-    assert overdue(table, {"S"}) == ["r:S:a"]
+    assert expiring(table, {"S"}) == ["r:S:a", "r:S:d"]
+
+
+# ------------------------------------------------------------------------ level invariants
+def _views(pg_level=(5, 2, 4, 3, DUE), pending=5, awaiting=3, table_aw=3, ledger=(5, 2)):
+    """S/east as the table and PostgreSQL hold it: 5 on hand, 2 reserved, 4 incoming, 3 of them
+    pre-ordered; its pending reservations hold 5 units and await 3."""
+    from chaos.invariants import table_view
+    table = table_view({"s:S": {"sku": "S", "seq": 7, "levels": {"east": [5, 2, 4, 3, DUE], "west": [1, 0]},
+                                "aw": [["r1", "o", "east", table_aw]]}}, ["S"])
+    pg = {"levels": {("S", "east"): pg_level, ("S", "west"): (1, 0, 0, 0, 0)}, "versions": {"S": 7},
+          "ledger": {("S", "east"): ledger, ("S", "west"): (1, 0)}, "pending": {("S", "east"): pending},
+          "awaiting": {("S", "east"): awaiting}, "reservations": {}, "applied_twice": []}
+    return table, pg
+
+
+def test_levels_with_pre_orders_are_checked_in_both_views():
+    from chaos.invariants import violations
+    assert violations(*_views()) == []
+    assert any("reserved + preordered" in v for v in violations(*_views(pending=2))), "preordered not held"
+    assert any("preordered (PostgreSQL)" in v for v in violations(*_views(awaiting=2)))
+    assert any("preordered (the table)" in v for v in violations(*_views(table_aw=1)))
+    assert any("pre-sold" in v for v in violations(*_views(pg_level=(5, 2, 2, 3, DUE))))
+    assert any("differ from the stock table" in v for v in violations(*_views(pg_level=(5, 2, 4, 3, 0))))
+    assert any("ledger" in v for v in violations(*_views(ledger=(5, 5))))
+
+
+def test_an_announcement_is_not_stock():
+    bodies, events = _preorders()
+    table = {"s:S": {"sku": "S", "levels": {"east": [1, 0]}, "tr": {}}}
+    assert conservation(events, table, ["S"]) == []  # 2 + 3 received, 4 committed; 5 announced
+    table["s:S"]["levels"]["east"] = [3, 0]
+    assert len(conservation(events, table, ["S"])) == 1
