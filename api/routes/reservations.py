@@ -8,7 +8,7 @@ from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import PendingOut, ReservationIn, ReservationOut, ReservationStateOut
 from api.outcomes import decided, level_of, moment
 from api.problems import PROBLEM_RESPONSES, Problem
-from storage.queries import get_product, get_reservation
+from storage.queries import get_order, get_product, get_reservation
 from streams.stock.records import Commit, Release, Reserve
 
 router = APIRouter(prefix="/reservations", tags=["reservations"])
@@ -66,8 +66,15 @@ async def get_reservation_state(engine: EngineDep, reservation_id: str = Reserva
 async def _end(kind: type, reservation_id: str, gateway, engine, command_id: str, retry: bool):
     async with engine.connect() as conn:
         row = await get_reservation(conn, reservation_id)
+        order = None if row is None else await get_order(conn, row["order_id"])
     if row is None:
         raise Problem(404, "Unknown reservation", f"no reservation {reservation_id}")
+    if order is not None and _is_part_of(order, reservation_id):
+        # Its order's saga ends it: released or committed here, the order would say it holds
+        # what it does not.
+        raise Problem(409, "Reservation belongs to an order",
+                      f"reservation {reservation_id} holds a line of order {order['order_id']}: "
+                      f"cancel or fulfil the order", reason="MANAGED_BY_ORDER")
     # A request with an Idempotency-Key may be the retry of the call that ended it: the worker
     # answers that one with the original outcome. Any other call on an ended one is refused here.
     if row["state"] != "PENDING" and not retry:
@@ -77,13 +84,18 @@ async def _end(kind: type, reservation_id: str, gateway, engine, command_id: str
     return _out(event, command_id) if isinstance(event, dict) else event
 
 
+def _is_part_of(order: dict, reservation_id: str) -> bool:
+    return any(part["reservation_id"] == reservation_id for line in order["lines"] for part in line["parts"])
+
+
 @router.post("/{reservation_id}/release", response_model=ReservationOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def release(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep,
                   reservation_id: str = ReservationId,
                  idempotency_key: str | None = Header(None, include_in_schema=False)):
     """End a pending reservation: the order was cancelled, the units are available again (a
-    pre-order's units that have not arrived: pre-orderable again)."""
+    pre-order's units that have not arrived: pre-orderable again). 409 `MANAGED_BY_ORDER` for
+    a part of an order placed with `POST /orders`: cancel the order instead."""
     return await _end(Release, reservation_id, gateway, engine, command_id, idempotency_key is not None)
 
 
@@ -93,5 +105,6 @@ async def commit(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDe
                  reservation_id: str = ReservationId,
                  idempotency_key: str | None = Header(None, include_in_schema=False)):
     """Fulfil a pending reservation: the units leave the warehouse. 409 `PREORDER_NOT_ARRIVED`
-    while units of a pre-order have not arrived."""
+    while units of a pre-order have not arrived; 409 `MANAGED_BY_ORDER` for a part of an order
+    placed with `POST /orders`: fulfil the order instead."""
     return await _end(Commit, reservation_id, gateway, engine, command_id, idempotency_key is not None)

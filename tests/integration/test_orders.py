@@ -59,6 +59,13 @@ async def test_a_line_is_split_over_warehouses_preferred_first_and_fulfilled(cli
             {"s": shirts})).scalar_one()
     assert allocated["strategy"] == "most_stock" and allocated["levels_seen"] == {north: 3, south: 10}
 
+    # The order's saga ends its holds: not a request on one of them.
+    part = order["lines"][0]["allocation"][0]["reservation_id"]
+    for action in ("release", "commit"):
+        refused = await client.post(f"/reservations/{part}/{action}")
+        assert (refused.status_code, refused.json()["reason"]) == (409, "MANAGED_BY_ORDER"), refused.text
+    assert (await client.get(f"/reservations/{part}")).json()["state"] == "PENDING"
+
     fulfilled = await client.post(f"/orders/{order['order_id']}/fulfil")
     assert fulfilled.status_code == 200 and fulfilled.json()["status"] == "FULFILLED", fulfilled.text
     await order_when(client, order["order_id"], lambda o: all(line["state"] == "COMMITTED" for line in o["lines"]))
