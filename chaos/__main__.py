@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -258,6 +259,16 @@ class Chaos:
         }
 
 
+def _stop_children_on_sigterm(chaos: Chaos) -> None:
+    """A run stopped from outside (``make chaos``'s timeout) stops the workers it started: left
+    running, they would join the next run's stack (the same ports and consumer groups)."""
+    def stop(_signum: int, _frame: object) -> None:
+        for proc in reversed(chaos.children):
+            proc.stop(timeout_s=10)
+        sys.exit(128 + signal.SIGTERM)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=100_000)
@@ -269,6 +280,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="[chaos] %(message)s")
     chaos = Chaos(args, get_settings())
+    _stop_children_on_sigterm(chaos)
     results = asyncio.run(chaos.run())
     chaos.out.mkdir(parents=True, exist_ok=True)
     (chaos.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
