@@ -124,9 +124,9 @@ def _moved_on(after: OrderState, command: OrderCommand, line: int) -> list[Order
 
 def _held(after: OrderState, command: OrderCommand, index: int) -> OrderEvent:
     """Every line allocated: RESERVED, or PREORDERED while pre-ordered units have not arrived."""
-    if _awaiting(after):
+    if awaiting := _awaiting(after):
         return _change(after, command, index, OrderEventKind.ORDER_PREORDERED, status=OrderStatus.PREORDERED,
-                       detail=f"{_awaiting(after)} pre-ordered units have not arrived")
+                       detail=f"{awaiting} pre-ordered units have not arrived")
     return _change(after, command, index, OrderEventKind.ORDER_RESERVED, status=OrderStatus.RESERVED)
 
 
@@ -235,7 +235,8 @@ def _cancel(state: OrderState, command: OrderCommand, body: CancelOrder) -> list
 
 def _fulfil(state: OrderState, command: OrderCommand, body: FulfilOrder) -> list[OrderEvent]:
     if state.status is not OrderStatus.RESERVED:
-        waiting = f": {_awaiting(state)} pre-ordered units have not arrived" if _awaiting(state) else ""
+        awaiting = _awaiting(state)
+        waiting = f": {awaiting} pre-ordered units have not arrived" if awaiting else ""
         return _refuse(state, command, OrderRefusal.NOT_RESERVED, f"order {state.order_id} is {state.status}{waiting}")
     lines, committed = _settle(state.lines, LineState.COMMITTED)  # RESERVED: every line is allocated
     return [_change(state, command, 0, OrderEventKind.ORDER_FULFILLED, status=OrderStatus.FULFILLED,

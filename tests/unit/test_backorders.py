@@ -36,21 +36,7 @@ from streams.stock.records import (
 )
 from streams.stock.store import StockStore
 
-SKU = "SKU-1"
-WAREHOUSES = ("north", "south")
-
-
-def cmd(command_id: str, body, issued_at: int = 1) -> Command:
-    return Command(command_id, SKU, issued_at, body, sender="test")
-
-
-def run(state: SkuState, *commands: Command) -> tuple[SkuState, list]:
-    events = []
-    for command in commands:
-        decided = decide(state, command)
-        events.extend(decided)
-        state = fold(state, decided)
-    return state, events
+from tests.unit.test_logic import SKU, WAREHOUSES, cmd, run
 
 
 def receive(warehouse: str, units: int, command_id: str = "", at: int = 1) -> Command:
