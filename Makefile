@@ -45,7 +45,10 @@ stop:
 
 lock: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -e '.[test,bench]'
-	$(VENV)/bin/pip freeze --exclude-editable | grep -v '^inventory-stream' > constraints.txt
+	@# `pip list --format=freeze` pins name==version even for a package installed from a local wheel.
+	{ echo '# Pinned versions for reproducible installs: pip install -c constraints.txt -e ".[test]".'; \
+	  echo '# Regenerate after changing pyproject.toml: make lock'; \
+	  $(VENV)/bin/pip list --format=freeze --exclude-editable | grep -v -e '^inventory-stream' -e '^pip==' -e '^setuptools==' ; } > constraints.txt
 
 clean: stop
 	rm -rf .local $(VENV)

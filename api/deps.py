@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.events import EventHub
 from api.gateway import CommandGateway
+from api.security import Credentials, Principal
 from common.settings import Settings
 
-__all__ = ["SettingsDep", "GatewayDep", "EngineDep", "HubDep", "RedisDep", "CommandIdDep"]
+__all__ = ["SettingsDep", "GatewayDep", "EngineDep", "HubDep", "RedisDep", "CommandIdDep",
+           "CredentialsDep", "PrincipalDep"]
 
 
 async def _settings(request: Request) -> Settings:
@@ -25,7 +27,18 @@ async def _settings(request: Request) -> Settings:
 
 
 async def _gateway(request: Request) -> CommandGateway:
-    return request.app.state.gateway
+    """The gateway, sending as the request's principal (the commands' sender, the history's actor).
+    Every route that sends commands declares its role, so the principal is known by now."""
+    return request.app.state.gateway.acting_as(request.state.principal.actor)
+
+
+async def _principal(request: Request) -> Principal:
+    """The principal a route's role dependency (api/security) authenticated."""
+    return request.state.principal
+
+
+async def _credentials(request: Request) -> Credentials:
+    return request.app.state.credentials
 
 
 async def _engine(request: Request) -> AsyncEngine:
@@ -55,3 +68,18 @@ EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 HubDep = Annotated[EventHub, Depends(_hub)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 CommandIdDep = Annotated[str, Depends(_command_id)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+CredentialsDep = Annotated[Credentials, Depends(_credentials)]
+
+
+# The read cache of GET /inventory/{product_id} (api/cache.py), appended as a block of its own.
+from api.cache import InventoryCache  # noqa: E402
+
+__all__ += ["CacheDep"]
+
+
+async def _cache(request: Request) -> InventoryCache:
+    return request.app.state.cache
+
+
+CacheDep = Annotated[InventoryCache, Depends(_cache)]

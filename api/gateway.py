@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from api.events import EventHub
+from api.metrics import command_answered, command_sent
+from api.observability import current_request_id
+from common.logs import REQUEST_ID_HEADER
 from schemas import command_codec, order_command_codec, warehouse_command_codec
 from streams.stock.records import Command, CommandBody, command_to_avro
 from api.events import order_key
@@ -36,6 +40,12 @@ class CommandGateway:
         self._warehouse_codec = warehouse_command_codec()
         self._order_codec = order_command_codec()
 
+    def acting_as(self, sender: str) -> "CommandGateway":
+        """This gateway sending as ``sender`` (a request's principal): same producer and hub."""
+        bound = copy.copy(self)
+        bound.sender = sender
+        return bound
+
     async def execute(self, command_id: str, sku: str, body: CommandBody) -> dict[str, Any] | None:
         """The deciding event of the stock command (as announced), or None if it did not come in
         time."""
@@ -61,13 +71,18 @@ class CommandGateway:
 
     async def _send(self, topic: str, key: str, command_id: str, value: bytes,
                     also: list[str] | None = None) -> dict[str, Any] | None:
-        """Send, and wait for the first event of ``command_id`` or of any key in ``also``."""
+        """Send, and wait for the first event of ``command_id`` or of any key in ``also``. The
+        record carries the request's id (api/observability.py), which the workers log."""
         keys = [command_id, *(also or [])]
         outcomes = [self.hub.expect(k) for k in keys]  # registered first: the answer may be quick
+        request_id = current_request_id()
+        headers = None if request_id is None else [(REQUEST_ID_HEADER, request_id.encode())]
         try:
-            await self.producer.send_and_wait(topic, value=value, key=key.encode())
+            await self.producer.send_and_wait(topic, value=value, key=key.encode(), headers=headers)
+            command_sent(topic)
             done, _ = await asyncio.wait([asyncio.shield(o) for o in outcomes], timeout=self.timeout_s,
                                          return_when=asyncio.FIRST_COMPLETED)
+            command_answered(topic, decided=bool(done))
             if not done:
                 log.warning("no outcome in time", extra={"command_id": command_id})
                 return None

@@ -7,10 +7,16 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from api.cache import InventoryCache
 from api.events import EventHub
 from api.gateway import CommandGateway
+from api.idempotency import IdempotencyMiddleware
+from api.observability import install_observability
+from api.openapi import install_openapi
 from api.problems import install_problem_handlers
-from api.routes import backorders, health, inventory, orders, products, reservations, warehouses, ws
+from api.routes import (auth, backorders, health, history, inventory, orders, products, reservations,
+                        warehouses, ws)
+from api.security import Credentials, RateLimiter, Role
 from common.logs import configure_logging
 from common.settings import Settings, get_settings
 from storage.db import asyncpg_dsn, create_engine
@@ -20,10 +26,16 @@ from streams.admin import ensure_topics
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
+    settings.check_secrets()  # outside development, refuse to start with a placeholder secret
     await ensure_topics(settings)
     state = app.state
     state.engine = create_engine(settings.database_url, pool_size=20)
     state.redis = Redis.from_url(settings.redis_url)
+    state.cache = InventoryCache.from_settings(state.redis, settings)
+    state.limiter = RateLimiter(settings.redis_url)
+    state.credentials = Credentials(state.engine, settings.api_key_cache_s)
+    await state.credentials.ensure_user(settings.admin_username,
+                                        settings.admin_password.get_secret_value(), Role.ADMIN)
     state.hub = EventHub(asyncpg_dsn(settings.database_url))
     state.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                       acks="all", enable_idempotence=True, linger_ms=1)
@@ -51,8 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (products, inventory, reservations, orders, backorders, warehouses, ws, health):
+    install_openapi(app)
+    for module in (auth, products, inventory, history, reservations, orders, backorders, warehouses, ws,
+                   health):
         app.include_router(module.router)
+    app.add_middleware(IdempotencyMiddleware)  # Idempotency-Key replays, logged by observability
+    install_observability(app)  # request ids, access log, GET /metrics
     return app
 
 

@@ -1,17 +1,39 @@
 """Request and response bodies of the REST edge (pydantic), with OpenAPI examples."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from limits import parse as parse_rate_limit
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
            "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut", "WarehouseIn",
            "WarehouseOut", "OrderIn", "OrderOut", "TransferIn", "TransferOut",
-           "BundleIn", "BundleOut", "BundleAvailabilityOut", "BackorderIn", "IncomingIn"]
+           "BundleIn", "BundleOut", "BundleAvailabilityOut", "BackorderIn", "IncomingIn",
+           "TokenIn", "TokenOut", "UserIn", "UserOut", "ApiKeyIn", "ApiKeyOut", "ApiKeyCreatedOut"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+# Free text refuses the C0 control characters but tab, newline and carriage return: PostgreSQL
+# text cannot hold NUL at all (such a name would be decided, then fail the ledger's INSERT), and
+# the others are never meant in a name, reason or address. In the schema, so clients see it.
+_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+Text = Annotated[str, Field(pattern=_TEXT)]
+
+
+def _iso_text(value: object) -> object:
+    """Times are ISO 8601 text, as documented (format date or date-time): pydantic alone would
+    also read a number, or a number in a query string, as seconds since the epoch."""
+    if not isinstance(value, (str, date)) or (isinstance(value, str) and not _ISO_START.match(value)):
+        raise ValueError("an ISO 8601 date or time, e.g. 2030-03-01 or 2030-03-01T09:00:00Z")
+    return value
+
+
+_ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
+#: A time with its timezone, ISO 8601 only (for query parameters such as ``since``).
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 
 class _Strict(BaseModel):
@@ -20,9 +42,9 @@ class _Strict(BaseModel):
 
 class ProductIn(_Strict):
     sku: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
-    name: str = Field(min_length=1, max_length=200, examples=["T-shirt, red, M"])
-    description: str = Field("", max_length=2000, examples=["Organic cotton crew neck"])
-    category: str = Field("", max_length=100, examples=["apparel"])
+    name: Text = Field(min_length=1, max_length=200, examples=["T-shirt, red, M"])
+    description: Text = Field("", max_length=2000, examples=["Organic cotton crew neck"])
+    category: Text = Field("", max_length=100, examples=["apparel"])
 
 
 class VariantIn(_Strict):
@@ -30,11 +52,14 @@ class VariantIn(_Strict):
 
     sku: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-L"])
     parent_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT"], description="the product it is a variant of")
-    name: str = Field(min_length=1, max_length=200, examples=["T-shirt, red, L"])
-    attributes: dict[str, str] = Field(default_factory=dict, max_length=20,
-                                       examples=[{"colour": "red", "size": "L"}])
-    description: str = Field("", max_length=2000)
-    category: str = Field("", max_length=100)
+    name: Text = Field(min_length=1, max_length=200, examples=["T-shirt, red, L"])
+    # Names are checked by _bounded: a pattern on dict keys would become patternProperties,
+    # which lets any other key through in the schema; propertyNames says it as it is.
+    attributes: dict[str, Annotated[str, Field(max_length=200, pattern=_TEXT)]] = Field(
+        default_factory=dict, max_length=20, examples=[{"colour": "red", "size": "L"}],
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 50, "pattern": _TEXT}})
+    description: Text = Field("", max_length=2000)
+    category: Text = Field("", max_length=100)
 
     @field_validator("attributes")
     @classmethod
@@ -42,6 +67,8 @@ class VariantIn(_Strict):
         for key, item in value.items():
             if not 1 <= len(key) <= 50 or len(item) > 200:
                 raise ValueError("attribute names take 1-50 characters and values at most 200")
+            if _CONTROL.search(key):
+                raise ValueError("attribute names take no control characters but tab and newlines")
         return value
 
 
@@ -63,9 +90,9 @@ class BundleIn(_Strict):
     units are its components'), and an order for it reserves every component or none."""
 
     sku: str = Field(pattern=_ID, examples=["SKU-GIFT-SET"])
-    name: str = Field(min_length=1, max_length=200, examples=["Gift set: a T-shirt and two pairs of socks"])
-    description: str = Field("", max_length=2000)
-    category: str = Field("", max_length=100)
+    name: Text = Field(min_length=1, max_length=200, examples=["Gift set: a T-shirt and two pairs of socks"])
+    description: Text = Field("", max_length=2000)
+    category: Text = Field("", max_length=100)
     components: list[ComponentIn] = Field(min_length=1, max_length=20, examples=[[
         {"product_id": "SKU-TSHIRT-RED-M", "quantity": 1}, {"product_id": "SKU-SOCKS", "quantity": 2}]])
 
@@ -114,8 +141,11 @@ class ProductOut(BaseModel):
 class StockUpdateIn(_Strict):
     """Add (positive) or remove (negative) units in one warehouse."""
 
-    quantity_change: int = Field(examples=[25, -3])
-    reason: str = Field(min_length=1, max_length=200, examples=["purchase order PO-1042 received"])
+    # Bounded like every quantity: an unbounded one passed validation and failed to encode (a
+    # 500) beyond the Avro long of the command.
+    quantity_change: int = Field(ge=-1_000_000_000, le=1_000_000_000, examples=[25, -3],
+                                 description="units received (positive) or removed (negative); not 0")
+    reason: Text = Field(min_length=1, max_length=200, examples=["purchase order PO-1042 received"])
     warehouse: str | None = Field(None, pattern=_ID, examples=["default"])
 
 
@@ -127,7 +157,7 @@ class IncomingIn(_Strict):
                                      description="the server's default warehouse when absent")
     quantity: int = Field(ge=-1_000_000_000, le=1_000_000_000, examples=[40, -5],
                           description="units announced (positive) or withdrawn (negative); not 0")
-    expected_at: datetime | date | None = Field(
+    expected_at: Annotated[datetime | date, BeforeValidator(_iso_text)] | None = Field(
         None, examples=["2030-03-01", "2030-03-01T09:00:00Z"],
         description="when they are expected (a date: its start, UTC; no time zone: UTC); required to "
                     "announce units. A warehouse expects all its incoming units by the latest date announced")
@@ -276,8 +306,8 @@ class PendingOut(BaseModel):
 
 class WarehouseIn(_Strict):
     warehouse_id: str = Field(pattern=_ID, examples=["leeds-1"])
-    name: str = Field(min_length=1, max_length=200, examples=["Leeds fulfilment centre"])
-    location: str = Field("", max_length=200, examples=["Leeds, UK"])
+    name: Text = Field(min_length=1, max_length=200, examples=["Leeds fulfilment centre"])
+    location: Text = Field("", max_length=200, examples=["Leeds, UK"])
     capacity: int = Field(ge=0, le=10**15, examples=[50_000],
                           description="units it can hold across all SKUs: a hard limit for receipts")
 
@@ -305,7 +335,7 @@ class OrderIn(_Strict):
 
     order_id: str | None = Field(None, pattern=_ID, examples=["order-7731"],
                                  description="chosen by the server (the Idempotency-Key, if any) when absent")
-    customer: str = Field(min_length=1, max_length=200, examples=["customer-42"])
+    customer: Text = Field(min_length=1, max_length=200, examples=["customer-42"])
     lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
     preferred_warehouse: str | None = Field(None, pattern=_ID, examples=["leeds-1"],
                                             description="allocated from first, when it has stock")
@@ -360,7 +390,7 @@ class TransferIn(_Strict):
     product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
     quantity: int = Field(gt=0, le=1_000_000_000, examples=[12])
     destination: str = Field(pattern=_ID, examples=["york-2"])
-    reason: str = Field("transfer", min_length=1, max_length=200)
+    reason: Text = Field("transfer", min_length=1, max_length=200)
 
 
 class TransferOut(BaseModel):
@@ -378,9 +408,107 @@ class BackorderIn(_Strict):
 
     backorder_id: str | None = Field(None, pattern=_ID, examples=["bo-2231"],
                                      description="its order's id; chosen by the server when absent")
-    customer: str = Field(min_length=1, max_length=200, examples=["customer-42"])
+    customer: Text = Field(min_length=1, max_length=200, examples=["customer-42"])
     product_id: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
     quantity: int = Field(gt=0, le=1_000_000, examples=[3])
     preferred_warehouse: str | None = Field(None, pattern=_ID, examples=["leeds-1"])
     allow_preorders: bool = Field(False, description="it may be served from units announced as incoming "
                                                      "(PREORDERED until they arrive)")
+
+
+# ------------------------------------------------------------------------------ authentication
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}$"
+RoleName = Literal["viewer", "operator", "admin"]
+
+
+class TokenIn(_Strict):
+    username: Text = Field(min_length=1, max_length=64, examples=["alice"])
+    password: str = Field(min_length=1, max_length=256, examples=["correct horse battery staple"])
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="seconds")
+    role: RoleName
+
+
+class UserIn(_Strict):
+    username: str = Field(pattern=_NAME, examples=["alice"])
+    password: str = Field(min_length=12, max_length=256, examples=["correct horse battery staple"])
+    role: RoleName
+
+
+class UserOut(BaseModel):
+    username: str
+    role: RoleName
+
+
+class ApiKeyIn(_Strict):
+    name: Text = Field(min_length=1, max_length=100, examples=["erp-sync"])
+    role: RoleName = Field(examples=["operator"])
+    rate_limit: Text | None = Field(None, max_length=50, examples=["600/minute"],
+                                   description="this key's own limit; default: the service's")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        # The `limits` notation, or a 422 naming the field; "0/second" would lock the key out.
+        if value is not None and parse_rate_limit(value).amount < 1:
+            raise ValueError("a rate limit allows at least 1 request")
+        return value
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    name: str
+    role: RoleName
+    rate_limit: str | None
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    api_key: str = Field(description="send as the X-API-Key header; shown only this once")
+
+
+# ------------------------------------------------------------------------------ audit history
+__all__ += ["HistoryOut", "HistoryEntryOut", "HistoryLevelOut", "HistoryChangeOut"]
+
+
+class HistoryLevelOut(BaseModel):
+    on_hand: int
+    reserved: int
+    available: int = Field(description="on_hand - reserved")
+
+
+class HistoryChangeOut(BaseModel):
+    on_hand: int
+    reserved: int
+
+
+class HistoryEntryOut(BaseModel):
+    seq: int = Field(description="the SKU's sequence number of this change: its total order")
+    event_id: str
+    event_type: str = Field(examples=["StockAdjusted"])
+    warehouse: str
+    command_id: str = Field(description="the command that made it (a request's Idempotency-Key)")
+    actor: str = Field(examples=["user:alice"],
+                       description='who sent it: "user:<name>", "key:<key id>", "clock" (an expiry)')
+    reason: str | None = Field(None, description="a stock update's reason")
+    reservation_id: str | None = None
+    occurred_at: datetime
+    before: HistoryLevelOut = Field(description="the warehouse's level before (after - change)")
+    after: HistoryLevelOut
+    change: HistoryChangeOut
+    details: dict = Field(default_factory=dict,
+                          description="the event's own fields as published (quantity, order_id, "
+                                      "threshold, destination ...; times in epoch ms)")
+
+
+class HistoryOut(BaseModel):
+    product_id: str
+    entries: list[HistoryEntryOut] = Field(description="newest first")
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next (older) page; "
+                                                      "null on the last page")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["Problem", "problem_response", "install_problem_handlers", "PROBLEM_RESPONSES"]
+__all__ = ["Problem", "problem_response", "install_problem_handlers", "PROBLEM_RESPONSES", "MEDIA_TYPE",
+           "PROBLEM_TYPE_BASE"]
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE_BASE = "https://inventory.example/problems/"
@@ -20,26 +22,28 @@ class Problem(Exception):
     """Raise from a route to answer with a problem document."""
 
     def __init__(self, status: int, title: str, detail: str = "", kind: str | None = None,
-                 **extra: Any) -> None:
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail = status, title, detail
         self.kind = kind or title.lower().replace(" ", "-")
+        self.headers = headers
         self.extra = extra
 
 
 def problem_response(status: int, title: str, detail: str = "", kind: str = "about:blank",
-                     instance: str | None = None, **extra: Any) -> JSONResponse:
+                     instance: str | None = None, headers: dict[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
     body = {"type": kind if kind == "about:blank" else PROBLEM_TYPE_BASE + kind,
             "title": title, "status": status, **({"detail": detail} if detail else {}),
             **({"instance": instance} if instance else {}), **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, exc.kind, request.url.path,
-                                **exc.extra)
+                                exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -48,18 +52,43 @@ def install_problem_handlers(app: FastAPI) -> None:
         if any(e["type"] == "json_invalid" for e in errors):
             return problem_response(400, "Malformed JSON", "the request body is not valid JSON",
                                     "malformed-json", request.url.path, errors=errors)
-        return problem_response(422, "Invalid request", "the request does not match its schema",
+        # The detail names each field, so a client sees what to fix without reading `errors`.
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
+        return problem_response(422, "Invalid request", fields or "the request does not match its schema",
                                 "invalid-request", request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
+        # Its headers matter: a 405 names the allowed methods (Allow).
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": allowed}
+        return problem_response(exc.status_code, str(exc.detail), instance=request.url.path,
+                                headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "Internal error", "the error was logged", "internal-error",
                                 request.url.path)
+
+
+def _template(path: str) -> re.Pattern[str]:
+    """A path template of the document as a pattern: each ``{parameter}`` one segment."""
+    return re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part)
+                              for part in re.split(r"(\{[^}]+\})", path)))
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every documented method of the path (the one with the fewest parameters that matches, as
+    routing prefers /inventory/low-stock over /inventory/{product_id}): Starlette's 405 names only
+    the methods of the first route whose path matched, so /auth/keys (GET and POST) advertised one.
+    None for a path the document does not have (its own Allow stands)."""
+    paths = request.app.openapi()["paths"]
+    for path in sorted(paths, key=lambda p: p.count("{")):
+        if _template(path).fullmatch(request.url.path):
+            return ", ".join(sorted(method.upper() for method in paths[path]))
+    return None
 
 
 _EXAMPLE = {"type": PROBLEM_TYPE_BASE + "insufficient-stock", "title": "Insufficient stock",

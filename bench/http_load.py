@@ -17,7 +17,9 @@ import time
 
 import aiohttp
 
+from api.security import Role, issue_token
 from bench.stats import Window
+from common.settings import get_settings
 from bench.workload import WorkloadSpec, Zipf, add_load_arguments, emit
 
 __all__ = ["main"]
@@ -53,7 +55,9 @@ async def run(args: argparse.Namespace) -> dict:
                 await post(client, f"/reservations/{created['reservation_id']}/release")
 
     connector = aiohttp.TCPConnector(limit=args.clients)
+    token = issue_token(get_settings(), "bench", Role.OPERATOR)
     async with aiohttp.ClientSession(base_url=args.url, connector=connector,
+                                     headers={"Authorization": f"Bearer {token}"},
                                      timeout=aiohttp.ClientTimeout(total=30)) as client:
         await asyncio.gather(*(one_client(client, random.Random(args.seed * 100_003 + i))
                                for i in range(args.clients)))

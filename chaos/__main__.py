@@ -45,7 +45,9 @@ __all__ = ["main"]
 log = logging.getLogger("chaos")
 PY = sys.executable
 # Short enough that a killed worker's partitions move soon; Kafka's minimum is 6 s.
-WORKER_ENV = {"INVENTORY_BROKER_SESSION_TIMEOUT_S": "6"}
+# Metrics servers off: several stock workers run on one machine, and would want one port.
+WORKER_ENV = {"INVENTORY_BROKER_SESSION_TIMEOUT_S": "6", "INVENTORY_WORKER_METRICS_PORT": "0",
+              "INVENTORY_LEDGER_METRICS_PORT": "0"}
 
 
 def expiring(table: dict, skus: set[str]) -> list[str]:

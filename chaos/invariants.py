@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import text
 
+from common.errors import SchemaError
 from common.settings import Settings
 from schemas import AvroCodec, command_codec, event_codec, order_event_codec
 from streams.topics import (ORDER_EVENTS, ORDER_TABLE, STOCK_COMMANDS, STOCK_EVENTS, STOCK_TABLE,
@@ -104,11 +105,15 @@ async def read_log(settings: Settings, topic: str, codec: AvroCodec, wanted: Cal
     records: list[dict] = []
 
     def keep(record: ConsumerRecord) -> None:
-        if record.key is not None and wanted(record.key.decode()):
+        if record.key is None or not wanted(record.key.decode(errors="replace")):
+            return
+        try:
             data = codec.decode(record.value)
-            if isinstance(data.get("body"), tuple):
-                data["type"] = data["body"][0].rsplit(".", 1)[-1]
-            records.append(data)
+        except SchemaError:  # dead-lettered by the topic's readers: not part of the history
+            return
+        if isinstance(data.get("body"), tuple):
+            data["type"] = data["body"][0].rsplit(".", 1)[-1]
+        records.append(data)
     await scan_topic(settings, topic, keep)
     return records
 

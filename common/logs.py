@@ -1,12 +1,19 @@
-"""Structured (one JSON object per line) logging for every process."""
+"""Structured (one JSON object per line) logging for every process, and the request id that
+follows a request from the API's log into the workers' (``REQUEST_ID_HEADER`` on every command
+record the API produces; api/observability.py, streams/partition/agent.py)."""
 from __future__ import annotations
 
 import json
 import logging
 import sys
 import time
+from typing import Any, Iterable
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "faust_logging_config", "JsonFormatter", "REQUEST_ID_HEADER",
+           "request_id_from_headers"]
+
+# The Kafka record header that carries the id of the API request a command came from.
+REQUEST_ID_HEADER = "request-id"
 
 # Record attributes that are not extra fields; uvicorn's ``color_message`` is its message again
 # with terminal colour codes.
@@ -27,6 +34,26 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def request_id_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
+    """The request id among a Kafka record's headers, if any."""
+    for name, value in headers or ():
+        if name == REQUEST_ID_HEADER:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+def faust_logging_config() -> dict[str, Any]:
+    """faust's worker replaces the root handler when it starts (mode's ``setup_logging``) with a
+    plain-text one that drops every extra field; merged into its configuration, this keeps its
+    level (``--loglevel``) and swaps the handler for the JSON one."""
+    return {
+        "merge": True,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "json",
+                                 "stream": "ext://sys.stderr"}},
+    }
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:

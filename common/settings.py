@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "DEFAULT_SECRET", "InsecureSettingsError"]
+
+#: The placeholder of every secret: accepted in development only (``Settings.check_secrets``).
+DEFAULT_SECRET = "changethis"
+
+
+class InsecureSettingsError(ValueError):
+    """A secret still has its placeholder value outside development."""
 
 
 class Settings(BaseSettings):
@@ -97,6 +106,55 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    # Metrics (streams/metrics.py): the stock worker and the ledger each serve Prometheus'
+    # /metrics on a port of their own (0: off), on this host; the API serves it on its own port.
+    # Several workers on one machine need distinct ports, or 0 (chaos and bench pass 0).
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9101
+    ledger_metrics_port: int = 9102
+
+    # Security (api/security.py). Outside development the API refuses to start while a secret
+    # has its placeholder value: `make run` sets development, `make test` real random secrets.
+    environment: Literal["development", "production"] = "production"
+    jwt_secret: SecretStr = SecretStr(DEFAULT_SECRET)
+    jwt_ttl_s: int = 3600
+    # The first administrator, created (or its password reset) when the API starts.
+    admin_username: str = "admin"
+    admin_password: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Requests per client (a user, or an API key unless the key has its own limit), and login
+    # attempts per client address, in the `limits` notation ("100/second", "1000 per minute").
+    rate_limit: str = "100/second"
+    login_rate_limit: str = "20/minute"
+    # How long the API trusts an API key it looked up: a revoked key stops working within this.
+    api_key_cache_s: float = 5.0
+
+    # Read cache of GET /inventory/{product_id} in Redis (api/cache.py): an entry lives this long
+    # at most (0: no caching); entries are invalidated by the ledger, so this only frees memory.
+    read_cache_ttl_s: int = 300
+    # A Redis call of the read path that takes longer is given up: PostgreSQL answers instead.
+    read_cache_timeout_s: float = 0.5
+    # How long the ledger's write lease of a SKU (held from before its batch's commit to after)
+    # outlives a crash; it must exceed a COMMIT's duration (storage/sink.py, ReadCacheInvalidator).
+    read_cache_write_lease_s: float = 60.0
+
+    # Idempotency-Key (api/idempotency.py): how long Redis keeps a POST's final answer under its
+    # key, replayed to a retry; after that a retry reaches the stream, which still dedups it by
+    # command id within its dedup window.
+    idempotency_ttl_s: int = 86_400
+
+    def check_secrets(self) -> None:
+        """Raise InsecureSettingsError when a secret has its placeholder outside development."""
+        if self.environment == "development":
+            return
+        defaults = [name for name in ("jwt_secret", "admin_password")
+                    if getattr(self, name).get_secret_value() == DEFAULT_SECRET]
+        if defaults:
+            raise InsecureSettingsError(
+                f"{', '.join(defaults)} still {DEFAULT_SECRET!r} in {self.environment}: set "
+                + ", ".join(f"INVENTORY_{n.upper()}" for n in defaults))
+        if len(self.jwt_secret.get_secret_value()) < 32:
+            raise InsecureSettingsError("INVENTORY_JWT_SECRET needs at least 32 characters")
 
 
 @lru_cache

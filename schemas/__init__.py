@@ -93,12 +93,16 @@ class AvroCodec:
         writer = self._writers.get(bytes(data[2:_HEADER_LEN]))
         if writer is None:
             raise UnknownSchemaError(f"unknown writer schema fingerprint {data[2:_HEADER_LEN].hex()}")
+        body = io.BytesIO(data[_HEADER_LEN:])
         try:
-            return schemaless_reader(
-                io.BytesIO(data[_HEADER_LEN:]), writer, self._parsed, return_record_name=True
-            )
+            record = schemaless_reader(body, writer, self._parsed, return_record_name=True)
         except Exception as exc:  # fastavro raises many types for truncated or corrupt bodies
             raise SchemaError(f"cannot decode {self.schema['name']}: {exc}") from exc
+        # A valid record with bytes after it is not that record: refuse it rather than guess.
+        if body.tell() != len(data) - _HEADER_LEN:
+            raise SchemaError(f"{len(data) - _HEADER_LEN - body.tell()} bytes after the "
+                              f"{self.schema['name']} record")
+        return record
 
 
 def released_writers(full_name: str) -> tuple[Any, ...]:

@@ -16,6 +16,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# A local run is development: the placeholder secrets are accepted (and the administrator is
+# admin / changethis) unless you export INVENTORY_JWT_SECRET and INVENTORY_ADMIN_PASSWORD.
+export INVENTORY_ENVIRONMENT=${INVENTORY_ENVIRONMENT:-development}
 scripts/stack.sh start
 eval "$(scripts/stack.sh env)"
 echo "[run] migrating the read model"
@@ -44,5 +47,6 @@ for _ in $(seq 1 60); do
 done
 echo "[run] API:  http://127.0.0.1:$PORT"
 echo "[run] docs: http://127.0.0.1:$PORT/docs"
+echo "[run] login: POST /auth/token {\"username\": \"${INVENTORY_ADMIN_USERNAME:-admin}\", \"password\": ...} (development: changethis)"
 echo "[run] live: ws://127.0.0.1:$PORT/ws/inventory"
 wait -n "$API_PID" "$WORKER_PID" "$LEDGER_PID"

@@ -18,7 +18,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 __all__ = ["metadata", "products", "inventory_levels", "inventory_transactions", "reservations",
-           "warehouses", "warehouse_events", "NOTIFY_CHANNEL", "orders", "order_events", "transfers"]
+           "warehouses", "warehouse_events", "NOTIFY_CHANNEL", "orders", "order_events", "transfers",
+           "api_users", "api_keys"]
 
 #: The sink NOTIFYs this channel with every event it persisted, inside the writing transaction,
 #: so a listener learns of an event only once it is durable in the read model. Warehouse ledger
@@ -186,4 +187,30 @@ transfers = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_transfers_sku_state", "sku", "state"),
+)
+
+# The API's credentials (api/security.py): not stock, so not in the log; PostgreSQL is their store.
+api_users = Table(
+    "api_users", metadata,
+    Column("username", Text, primary_key=True),
+    Column("password_hash", Text, nullable=False, doc="argon2id (argon2-cffi)"),
+    Column("role", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="api_users_role"),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    # A key's secret is 32 random bytes, so a fast hash is as safe as a slow one (nothing to
+    # guess) and costs no 50 ms per request; a password, chosen by a person, gets argon2.
+    Column("secret_sha256", Text, nullable=False),
+    Column("rate_limit", Text, nullable=True, doc="its own limit; NULL: the default"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="api_keys_role"),
 )

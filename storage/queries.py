@@ -96,3 +96,38 @@ async def get_in_transit(conn: AsyncConnection, sku: str) -> int:
     query = select(func.coalesce(func.sum(transfers.c.quantity), 0)).where(
         transfers.c.sku == sku, transfers.c.state == "IN_TRANSIT")
     return int((await conn.execute(query)).scalar_one())
+
+
+# ------------------------------------------------------------------------------ audit history
+from datetime import datetime  # noqa: E402
+
+from storage.models import inventory_transactions  # noqa: E402
+from streams.stock.records import AllocationRejected, CommandRejected, ReservationRejected  # noqa: E402
+
+__all__ += ["get_history", "HISTORY_SKIPS"]
+
+#: Ledger rows the history leaves out, as they changed no level: rejections (they are facts, with
+#: their reason, but change nothing). Rows of no warehouse are left out too (a product's creation,
+#: an order line's plan, a backorder queued or withdrawn). Every other event advanced the SKU's
+#: ``seq`` by one (streams/stock/logic.py), so ``seq`` orders the history with no ties.
+HISTORY_SKIPS = tuple(cls.__name__ for cls in (ReservationRejected, CommandRejected, AllocationRejected))
+
+
+async def get_history(conn: AsyncConnection, sku: str, warehouse: str | None, since: datetime | None,
+                      until: datetime | None, before_seq: int | None, limit: int) -> list[dict[str, Any]]:
+    """The SKU's level changes, newest first: at most ``limit`` + 1 rows (the extra one tells the
+    caller there is a next page), with ``seq`` below ``before_seq`` (keyset pagination on the
+    index on (sku, seq)), in ``warehouse``, at ``since`` or later and before ``until``."""
+    tx = inventory_transactions.c
+    query = (select(inventory_transactions)
+             .where(tx.sku == sku, tx.warehouse != "", tx.event_type.not_in(HISTORY_SKIPS))
+             .order_by(tx.seq.desc()).limit(limit + 1))
+    if warehouse is not None:
+        query = query.where(tx.warehouse == warehouse)
+    if since is not None:
+        query = query.where(tx.occurred_at >= since)
+    if until is not None:
+        query = query.where(tx.occurred_at < until)
+    if before_seq is not None:
+        query = query.where(tx.seq < before_seq)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]

@@ -9,19 +9,29 @@
   flagged ``duplicate`` when the ledger had it already; a warehouse event also carries
   ``"source": "warehouse"``. Listeners (the API's waiting requests and WebSocket subscribers) so
   learn of an event exactly when it is durable.
+- Before a batch of stock events commits, the API's read cache of every SKU it changes is
+  invalidated (``ReadCacheInvalidator``, api/cache.py); a batch is not committed while Redis fails.
 """
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import logging
+import time
+import uuid
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Collection, Iterable, Sequence, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from sqlalchemy import Table, Update, bindparam, text, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from common.settings import Settings
 from storage.models import (
     NOTIFY_CHANNEL,
     inventory_levels,
@@ -49,7 +59,9 @@ from streams.stock.records import (
 from streams.orders.records import OrderEvent, order_event_to_avro
 from streams.warehouses.records import WarehouseEvent, warehouse_event_to_avro
 
-__all__ = ["EventSink", "notification", "warehouse_notification", "order_notification", "duplicate_flags"]
+__all__ = ["EventSink", "notification", "warehouse_notification", "order_notification", "duplicate_flags",
+           "ReadCacheInvalidator", "generation_key", "write_lease_key", "cached_skus", "scrub_nul",
+           "refused_nul"]
 
 log = logging.getLogger(__name__)
 _E = TypeVar("_E", Event, WarehouseEvent, OrderEvent)
@@ -213,16 +225,47 @@ _UPSERT_ORDERS = _upsert_newer(orders, ["order_id"], ("status", "lines", "versio
 _NOTIFY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
 
 
+# ------------------------------------------------------------------ NUL in text
+# PostgreSQL text cannot hold NUL (SQLSTATE 22021), nor jsonb a \u0000 (22P05). The API refuses
+# it in every free-text field (api/models.py), but an event from another producer may carry one:
+# retried as it is, its batch would fail forever and wedge the read model. So a batch refused for
+# it is written again with every NUL replaced by U+FFFD, visibly, and the same on a redelivery
+# (the rows stay keyed by the same ids). Only such a batch pays for the scan.
+NUL_REPLACEMENT = "\ufffd"
+_NUL_SQLSTATES = frozenset({"22021", "22P05"})
+_scrubbing: contextvars.ContextVar[bool] = contextvars.ContextVar("scrubbing_nul", default=False)
+
+
+def scrub_nul(value: Any) -> Any:
+    """``value`` with every NUL of its strings (dict keys, nested values too) replaced."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {scrub_nul(k): scrub_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_nul(v) for v in value]
+    return value
+
+
+def refused_nul(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused a statement for a NUL in text or jsonb."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _NUL_SQLSTATES
+
+
+def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [scrub_nul(row) for row in rows] if _scrubbing.get() else rows
+
+
 async def _execute(conn: AsyncConnection, stmt: Insert | Update, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(stmt, rows)
+        await conn.execute(stmt, _rows(rows))
 
 
 async def _insert_ledger(conn: AsyncConnection, stmt: Insert, events: Sequence[_E],
                          row: Callable[[_E], dict[str, Any]]) -> tuple[list[_E], set[str]]:
     """Insert each event once; the events the ledger did not have before, and their ids."""
     unique = list({e.event_id: e for e in events}.values())
-    new_ids = set((await conn.execute(stmt, [row(e) for e in unique])).scalars())
+    new_ids = set((await conn.execute(stmt, _rows([row(e) for e in unique]))).scalars())
     return [e for e in unique if e.event_id in new_ids], new_ids
 
 
@@ -327,14 +370,103 @@ def _order_rows(events: list[OrderEvent]) -> list[dict[str, Any]]:
     ), ("order_id",))
 
 
+# ------------------------------------------------------------------ the API's read cache
+def generation_key(sku: str) -> str:
+    """Moved before every commit that changes the SKU's inventory answer (api/cache.py)."""
+    return f"inv:gen:{sku}"
+
+
+def write_lease_key(sku: str) -> str:
+    """The batches about to commit a change of the SKU: while any, its answer is not cached."""
+    return f"inv:lease:{sku}"
+
+
+def cached_skus(events: Iterable[Event]) -> set[str]:
+    """The SKUs whose ``GET /inventory`` answer ``events`` change: each event's own, and a new
+    variant's parent, whose answer lists its variants (a bundle's answer depends on its
+    components' SKUs, which the cache tracks itself). A rejection changes no row."""
+    skus = set()
+    for e in events:
+        if not e.is_rejection:
+            skus.add(e.sku)
+            if isinstance(e.body, ProductCreated) and e.body.parent:
+                skus.add(e.body.parent)
+    return skus
+
+
+class ReadCacheInvalidator:
+    """Invalidates the API's cached answers of the SKUs a batch changes, around its commit.
+
+    Before the commit each SKU gets the batch's write lease, then a new generation: an entry built
+    before cannot be served any more, and none is stored while the lease is held (api/cache.py
+    tells why both are needed). After the commit the leases are released. A lease not released
+    (a crash, Redis failing after the commit) expires after ``lease_s``; until then that SKU is only
+    not cached. ``lease_s`` must exceed the time from ``begin`` to the commit (one COMMIT)."""
+
+    def __init__(self, redis: Redis, lease_s: float) -> None:
+        self.redis, self.lease_s = redis, lease_s
+        self._leased: dict[str, set[str]] = {}  # by batch, the SKUs whose lease it took
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReadCacheInvalidator:
+        # Bounded calls: an unreachable Redis fails the batch (retried) instead of hanging it.
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(redis, settings.read_cache_write_lease_s)
+
+    async def begin(self, batch: str, skus: Collection[str]) -> None:
+        """Lease ``skus`` to ``batch`` and move their generations, in one MULTI. Raises
+        ``RedisError``: then the batch must not commit (an entry could outlive its change)."""
+        if not skus:
+            return
+        now = time.time()
+        self._leased.setdefault(batch, set()).update(skus)  # first: the MULTI may apply, then fail
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for sku in skus:
+                key = write_lease_key(sku)
+                pipe.zremrangebyscore(key, "-inf", now)  # leases a crash left behind
+                pipe.zadd(key, {batch: now + self.lease_s})
+                pipe.expire(key, int(self.lease_s) + 1)
+                pipe.incr(generation_key(sku))
+            await pipe.execute()
+
+    async def end(self, batch: str) -> None:
+        """After the commit (or the batch's failure): release its leases. A lease that expired
+        meanwhile may have let a reader store an answer older than the commit: that SKU gets one
+        more generation."""
+        skus = list(self._leased.pop(batch, ()))
+        if not skus:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sku in skus:
+                    pipe.zrem(write_lease_key(sku), batch)
+                released = await pipe.execute()
+            if lost := [sku for sku, removed in zip(skus, released) if not removed]:
+                log.warning("write leases expired before their commit", extra={"skus": len(lost)})
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for sku in lost:
+                        pipe.incr(generation_key(sku))
+                    await pipe.execute()
+        except RedisError as exc:
+            log.warning("cannot release write leases; they expire", extra={"error": repr(exc)})
+
+
 class EventSink:
-    def __init__(self, engine: AsyncEngine, retry_s: float = 0.5) -> None:
+    def __init__(self, engine: AsyncEngine, retry_s: float = 0.5,
+                 cache: ReadCacheInvalidator | None = None) -> None:
+        """``cache``: None only where no API caches reads of this PostgreSQL (api/cache.py)."""
         self.engine = engine
         self.retry_s = retry_s
+        self.cache = cache
 
     async def write(self, events: Sequence[Event]) -> None:
         """Persist stock ``events``, retrying until PostgreSQL takes them (the stream waits meanwhile)."""
-        await self._persist(self._write, events)
+        batch = uuid.uuid4().hex
+        try:
+            await self._persist(functools.partial(self._write, batch=batch), events)
+        finally:
+            if self.cache is not None:
+                await self.cache.end(batch)
 
     async def write_warehouse_events(self, events: Sequence[WarehouseEvent]) -> None:
         """Persist warehouse ledger ``events``, retrying like ``write``."""
@@ -349,20 +481,31 @@ class EventSink:
         """One transaction for the batch, retried while PostgreSQL is away."""
         if not events:
             return
+        scrub = False
         while True:
+            token = _scrubbing.set(scrub)
             try:
                 async with self.engine.begin() as conn:
                     await write(conn, events)
                 return
             except (OSError, ConnectionError) as exc:
                 log.warning("PostgreSQL unavailable, retrying", extra={"error": str(exc)})
+            except RedisError as exc:  # the read cache was not invalidated: nothing committed
+                log.warning("Redis unavailable, the batch waits for it", extra={"error": repr(exc)})
             except Exception as exc:  # SQLAlchemy wraps driver errors (e.g. a failover) in DBAPIError
+                if refused_nul(exc) and not scrub:
+                    log.warning("text with NUL refused: the batch is written with U+FFFD for it",
+                                extra={"error": str(exc)})
+                    scrub = True
+                    continue
                 if not getattr(exc, "connection_invalidated", False):
                     raise
                 log.warning("PostgreSQL connection lost, retrying", extra={"error": str(exc)})
+            finally:
+                _scrubbing.reset(token)
             await asyncio.sleep(self.retry_s)
 
-    async def _write(self, conn: AsyncConnection, events: Sequence[Event]) -> None:
+    async def _write(self, conn: AsyncConnection, events: Sequence[Event], batch: str = "") -> None:
         fresh, new_ids = await _insert_ledger(conn, _INSERT_LEDGER, events, _ledger_row)
         await _execute(conn, _INSERT_PRODUCTS, _product_rows(fresh))
         await _execute(conn, _UPSERT_LEVELS, _level_rows(fresh))
@@ -370,6 +513,8 @@ class EventSink:
         await _execute(conn, _UPDATE_ARRIVALS, _arrival_rows(fresh))
         await _execute(conn, _UPSERT_TRANSFERS, _transfer_rows(fresh))
         await _announce(conn, events, new_ids, notification)
+        if self.cache is not None:  # last before the commit: the leases are held the shortest time
+            await self.cache.begin(batch, cached_skus(fresh))
 
     async def _write_warehouse(self, conn: AsyncConnection, events: Sequence[WarehouseEvent]) -> None:
         fresh, new_ids = await _insert_ledger(conn, _INSERT_WAREHOUSE_EVENTS, events, _warehouse_event_row)

@@ -8,6 +8,9 @@
 - ``ledger``: the PostgreSQL sink, a plain consumer group (``streams/ledger/worker.py``); its one
   option is ``--loglevel``.
 
+Each serves its Prometheus metrics on a port of its own (``worker_metrics_port``,
+``ledger_metrics_port``; ``streams/metrics.py``).
+
 They run as separate processes: in one faust consumer the sink's fetches delayed the decisions,
 and the sink may fall behind without slowing a single reservation (bench/README.md).
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 from common.logs import configure_logging
 from common.settings import Settings, get_settings
 from streams.admin import create_default_warehouse, ensure_topics_when_up, kafka_cluster_id
+from streams.metrics import serve_metrics
 from streams.partition.local import claim_data_dir
 
 ROLES = ("stock", "ledger")
@@ -48,6 +52,7 @@ def _run_stock(args: list[str], settings: Settings) -> None:
     importlib.import_module("streams.orders.agents")
     importlib.import_module("streams.stock.clock")  # and the timer that writes the ticks
 
+    serve_metrics(settings.metrics_host, settings.worker_metrics_port, "stock")
     options = args or ["--loglevel", settings.log_level.lower()]
     # faust's CLI starts its web server unless told not to (and binds 0.0.0.0); nothing here uses it.
     sys.argv = [sys.argv[0], "worker", "--without-web", *options]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import faust
 
+from common.logs import faust_logging_config
 from common.settings import get_settings
 from streams.tuning import limit_fetch_wait
 from streams.topics import ORDER_COMMANDS, STOCK_COMMANDS, WAREHOUSE_COMMANDS
@@ -51,6 +52,8 @@ app = faust.App(
     datadir=settings.worker_data_dir,
     web_port=settings.worker_web_port,
     table_standby_replicas=0,
+    # JSON lines with their extra fields (request ids among them), like every other process.
+    logging_config=faust_logging_config(),
 )
 
 # Commands arrive as bytes and are decoded in the agent, so a malformed record from an upstream

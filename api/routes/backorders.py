@@ -9,12 +9,13 @@ from fastapi import APIRouter, status
 from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import BackorderIn, OrderIn, OrderLineIn, OrderOut, PendingOut
 from api.problems import PROBLEM_RESPONSES
+from api.security import Operator
 from api.routes.orders import place_order
 
 router = APIRouter(prefix="/backorders", tags=["orders"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut,
+@router.post("", dependencies=[Operator], status_code=status.HTTP_201_CREATED, response_model=OrderOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def create_backorder(backorder: BackorderIn, gateway: GatewayDep, engine: EngineDep,
                            settings: SettingsDep, command_id: CommandIdDep):

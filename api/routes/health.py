@@ -4,12 +4,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.problems import problem_response
+
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "A dependency is not answering"}})
 async def health(request: Request):
-    """200 when Kafka, PostgreSQL (and the event listener) and Redis all answer, else 503."""
+    """Public (no credentials: load balancers probe it). 200 when Kafka, PostgreSQL (and the event listener) and Redis all answer, else 503."""
     state = request.app.state
     checks = {"kafka": False, "postgres": False, "events": state.hub.listening.is_set(),
               "redis": False}
@@ -28,6 +30,8 @@ async def health(request: Request):
         checks["redis"] = bool(await state.redis.ping())
     except Exception:
         pass
-    ok = all(checks.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks},
-                        status_code=200 if ok else 503)
+    if all(checks.values()):
+        return JSONResponse({"status": "ok", "checks": checks})
+    down = ", ".join(name for name, up in checks.items() if not up)
+    return problem_response(503, "Degraded", f"not answering: {down}", "degraded", "/health",
+                            checks=checks)

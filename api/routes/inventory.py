@@ -1,14 +1,20 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query, status
+import functools
+from typing import Any
 
-from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
+from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.deps import CacheDep, CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import (
     BundleAvailabilityOut, ComponentAvailabilityOut, IncomingIn, InventoryOut, LevelOut, LowStockOut,
     LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut, VariantLevelsOut,
 )
 from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.security import Operator, Viewer
 from storage.queries import (
     get_available, get_in_transit, get_levels, get_low_stock, get_product, get_variants, get_warehouses,
 )
@@ -21,7 +27,8 @@ ProductId = Path(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
 
 
 # Declared before /{product_id}, which would otherwise take "low-stock" for a product id.
-@router.get("/low-stock", response_model=list[LowStockOut], responses=PROBLEM_RESPONSES)
+@router.get("/low-stock", dependencies=[Viewer],
+            response_model=list[LowStockOut], responses=PROBLEM_RESPONSES)
 async def list_low_stock(engine: EngineDep,
                          warehouse: str | None = Query(None, pattern=_ID,
                                                        description="only this warehouse"),
@@ -35,16 +42,28 @@ async def list_low_stock(engine: EngineDep,
             for r in rows]
 
 
-@router.get("/{product_id}", response_model=InventoryOut, responses=PROBLEM_RESPONSES)
-async def get_inventory(engine: EngineDep, product_id: str = ProductId):
+@router.get("/{product_id}", dependencies=[Viewer],
+            response_model=InventoryOut, responses=PROBLEM_RESPONSES)
+async def get_inventory(engine: EngineDep, cache: CacheDep, product_id: str = ProductId):
     """Levels per warehouse and totals; for a product with variants, each variant's too, and
     their sum; for a bundle (no stock of its own), its components' available units and how many
     bundles they make, computed at this read (from units on hand only). Each level also shows
     the units announced as incoming, those of them pre-ordered and when they are expected; the
-    totals sum them where there are any. Reflects every acknowledged change."""
+    totals sum them where there are any. Reflects every acknowledged change, also when served
+    from the read cache (header `Cache-Status`, RFC 9211: `inventory; hit` or `inventory; fwd=miss`)."""
+    answer = await cache.get(product_id, functools.partial(_read_inventory, engine, product_id))
+    if answer is None:
+        raise Problem(404, "Unknown product", f"no product {product_id}")
+    body, cache_status = answer
+    return JSONResponse(body, headers={"Cache-Status": cache_status})
+
+
+async def _read_inventory(engine: AsyncEngine, product_id: str) -> tuple[dict[str, Any], set[str]] | None:
+    """The answer from PostgreSQL, as JSON, and the SKUs it depends on (for the cache); None for
+    an unknown product."""
     async with engine.connect() as conn:
         if (product := await get_product(conn, product_id)) is None:
-            raise Problem(404, "Unknown product", f"no product {product_id}")
+            return None
         components = product["components"]
         available = await get_available(conn, list(components)) if components else {}
         rows = await get_levels(conn, product_id)
@@ -52,11 +71,12 @@ async def get_inventory(engine: EngineDep, product_id: str = ProductId):
         in_transit = await get_in_transit(conn, product_id)
     levels, totals = _levels(rows)
     out = [_variant(variant, variant_rows) for variant, variant_rows in variants]
-    return InventoryOut(product_id=product_id, warehouses=levels, totals=totals,
-                        version=max((r["version"] for r in rows), default=0), variants=out,
-                        variant_totals=_sum([v.totals for v in out]) if out else None,
-                        in_transit=in_transit,
-                        bundle=_bundle(components, available) if components else None)
+    answer = InventoryOut(product_id=product_id, warehouses=levels, totals=totals,
+                          version=max((r["version"] for r in rows), default=0), variants=out,
+                          variant_totals=_sum([v.totals for v in out]) if out else None,
+                          in_transit=in_transit,
+                          bundle=_bundle(components, available) if components else None)
+    return answer.model_dump(mode="json"), {product_id, *components, *(v["sku"] for v, _ in variants)}
 
 
 def _variant(variant: dict, rows: list[dict]) -> VariantLevelsOut:
@@ -89,7 +109,7 @@ def _sum(totals: list[TotalsOut]) -> TotalsOut:
                         sum(t.incoming or 0 for t in totals), sum(t.preordered or 0 for t in totals))
 
 
-@router.post("/{product_id}/update", response_model=LevelOut,
+@router.post("/{product_id}/update", dependencies=[Operator], response_model=LevelOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def update_inventory(update: StockUpdateIn, gateway: GatewayDep, engine: EngineDep,
                            settings: SettingsDep, command_id: CommandIdDep,
@@ -119,7 +139,8 @@ async def update_inventory(update: StockUpdateIn, gateway: GatewayDep, engine: E
     return level_of(event) if isinstance(event, dict) else event
 
 
-@router.post("/{product_id}/incoming", status_code=status.HTTP_201_CREATED, response_model=LevelOut,
+@router.post("/{product_id}/incoming", dependencies=[Operator],
+             status_code=status.HTTP_201_CREATED, response_model=LevelOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def announce_incoming(request: IncomingIn, gateway: GatewayDep, engine: EngineDep,
                             settings: SettingsDep, command_id: CommandIdDep,
@@ -148,7 +169,7 @@ async def announce_incoming(request: IncomingIn, gateway: GatewayDep, engine: En
     return level_of(event) if isinstance(event, dict) else event
 
 
-@router.post("/{product_id}/low-stock-threshold", response_model=LevelOut,
+@router.post("/{product_id}/low-stock-threshold", dependencies=[Operator], response_model=LevelOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def set_low_stock_threshold(request: LowStockThresholdIn, gateway: GatewayDep, engine: EngineDep,
                                   settings: SettingsDep, command_id: CommandIdDep,

@@ -11,6 +11,7 @@ from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import AllocationOut, OrderIn, OrderLineOut, OrderOut, PendingOut
 from api.outcomes import decided, pending
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.security import Operator, Viewer
 from storage.queries import get_order, get_products
 from streams.orders.records import MAX_LINES, CancelOrder, FulfilOrder, OrderLine, PlaceOrder
 
@@ -30,7 +31,7 @@ def order_out(order: dict[str, Any]) -> OrderOut:
                     strategy=order["strategy"], lines=lines, version=order.get("seq", order.get("version", 0)))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut,
+@router.post("", dependencies=[Operator], status_code=status.HTTP_201_CREATED, response_model=OrderOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def place_order(order: OrderIn, gateway: GatewayDep, engine: EngineDep, settings: SettingsDep,
                       command_id: CommandIdDep):
@@ -81,7 +82,7 @@ def _existing(order: dict[str, Any]) -> OrderOut | JSONResponse:
     return order_out(order)
 
 
-@router.get("/{order_id}", response_model=OrderOut, responses=PROBLEM_RESPONSES)
+@router.get("/{order_id}", dependencies=[Viewer], response_model=OrderOut, responses=PROBLEM_RESPONSES)
 async def get_order_status(engine: EngineDep, order_id: str = OrderId):
     """The order's status and each line's allocation, as last acknowledged."""
     async with engine.connect() as conn:
@@ -91,7 +92,7 @@ async def get_order_status(engine: EngineDep, order_id: str = OrderId):
     return order_out(order)
 
 
-@router.post("/{order_id}/cancel", response_model=OrderOut,
+@router.post("/{order_id}/cancel", dependencies=[Operator], response_model=OrderOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def cancel_order(gateway: GatewayDep, command_id: CommandIdDep, order_id: str = OrderId):
     """Cancel a pending, backordered, pre-ordered or reserved order: every hold is released, also
@@ -102,7 +103,7 @@ async def cancel_order(gateway: GatewayDep, command_id: CommandIdDep, order_id: 
     return order_out(event) if isinstance(event, dict) else event
 
 
-@router.post("/{order_id}/fulfil", response_model=OrderOut,
+@router.post("/{order_id}/fulfil", dependencies=[Operator], response_model=OrderOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def fulfil_order(gateway: GatewayDep, command_id: CommandIdDep, order_id: str = OrderId):
     """Fulfil a reserved order: every held unit leaves its warehouse. 409 unless RESERVED (a

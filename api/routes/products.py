@@ -8,13 +8,14 @@ from api.models import (
 )
 from api.outcomes import decided
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.security import Admin
 from storage.queries import get_product, get_products
 from streams.stock.records import CreateProduct
 
 router = APIRouter(prefix="/products", tags=["products"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ProductOut,
+@router.post("", dependencies=[Admin], status_code=status.HTTP_201_CREATED, response_model=ProductOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def create_product(product: ProductIn, gateway: GatewayDep, command_id: CommandIdDep):
     """Create a product; its SKU is its id. 409 if the SKU exists."""
@@ -27,7 +28,8 @@ async def create_product(product: ProductIn, gateway: GatewayDep, command_id: Co
                       description=created["description"], category=created["category"])
 
 
-@router.post("/variants", status_code=status.HTTP_201_CREATED, response_model=VariantOut,
+@router.post("/variants", dependencies=[Admin],
+             status_code=status.HTTP_201_CREATED, response_model=VariantOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def create_variant(variant: VariantIn, gateway: GatewayDep, engine: EngineDep,
                          command_id: CommandIdDep):
@@ -50,7 +52,8 @@ async def create_variant(variant: VariantIn, gateway: GatewayDep, engine: Engine
                       name=created["name"], attributes=created["attributes"])
 
 
-@router.post("/bundles", status_code=status.HTTP_201_CREATED, response_model=BundleOut,
+@router.post("/bundles", dependencies=[Admin],
+             status_code=status.HTTP_201_CREATED, response_model=BundleOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def create_bundle(bundle: BundleIn, gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep):
     """Create a bundle: a product made of other products' units (each component: a product and

@@ -8,6 +8,7 @@ from api.deps import CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import PendingOut, ReservationIn, ReservationOut, ReservationStateOut
 from api.outcomes import decided, level_of, moment
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.security import Operator, Viewer
 from storage.queries import get_order, get_product, get_reservation
 from streams.stock.records import Commit, Release, Reserve
 
@@ -25,7 +26,8 @@ def _out(event: dict, command_id: str) -> ReservationOut:
                           awaiting=body.get("awaiting", 0))  # only a Reserved has it: an ended hold awaits none
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ReservationOut,
+@router.post("", dependencies=[Operator],
+             status_code=status.HTTP_201_CREATED, response_model=ReservationOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def reserve(request: ReservationIn, gateway: GatewayDep, engine: EngineDep,
                   settings: SettingsDep, command_id: CommandIdDep,
@@ -51,7 +53,8 @@ async def reserve(request: ReservationIn, gateway: GatewayDep, engine: EngineDep
     return _out(event, command_id) if isinstance(event, dict) else event
 
 
-@router.get("/{reservation_id}", response_model=ReservationStateOut, responses=PROBLEM_RESPONSES)
+@router.get("/{reservation_id}", dependencies=[Viewer],
+            response_model=ReservationStateOut, responses=PROBLEM_RESPONSES)
 async def get_reservation_state(engine: EngineDep, reservation_id: str = ReservationId):
     """A reservation as of the last acknowledged change."""
     async with engine.connect() as conn:
@@ -88,7 +91,7 @@ def _is_part_of(order: dict, reservation_id: str) -> bool:
     return any(part["reservation_id"] == reservation_id for line in order["lines"] for part in line["parts"])
 
 
-@router.post("/{reservation_id}/release", response_model=ReservationOut,
+@router.post("/{reservation_id}/release", dependencies=[Operator], response_model=ReservationOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def release(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep,
                   reservation_id: str = ReservationId,
@@ -99,7 +102,7 @@ async def release(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdD
     return await _end(Release, reservation_id, gateway, engine, command_id, idempotency_key is not None)
 
 
-@router.post("/{reservation_id}/commit", response_model=ReservationOut,
+@router.post("/{reservation_id}/commit", dependencies=[Operator], response_model=ReservationOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def commit(gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep,
                  reservation_id: str = ReservationId,

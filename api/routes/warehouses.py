@@ -11,6 +11,7 @@ from api.deps import CommandIdDep, EngineDep, GatewayDep
 from api.models import PendingOut, TotalsOut, TransferIn, TransferOut, WarehouseIn, WarehouseOut
 from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
+from api.security import Admin, Operator, Viewer
 from storage.queries import get_product, get_warehouses
 from streams.warehouses.records import CreateWarehouse, ReceiveStock
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/warehouses", tags=["warehouses"])
 WarehouseId = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$", examples=["leeds-1"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=WarehouseOut,
+@router.post("", dependencies=[Admin], status_code=status.HTTP_201_CREATED, response_model=WarehouseOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def create_warehouse(warehouse: WarehouseIn, gateway: GatewayDep, command_id: CommandIdDep):
     """Create a warehouse with its capacity in units. 409 if the id exists."""
@@ -32,14 +33,15 @@ async def create_warehouse(warehouse: WarehouseIn, gateway: GatewayDep, command_
                         totals=TotalsOut.of(0, 0), skus=0, version=event["seq"])
 
 
-@router.get("", response_model=list[WarehouseOut], responses=PROBLEM_RESPONSES)
+@router.get("", dependencies=[Viewer], response_model=list[WarehouseOut], responses=PROBLEM_RESPONSES)
 async def list_warehouses(engine: EngineDep):
     """Every warehouse with its stock totals (over its SKUs) and its free capacity."""
     async with engine.connect() as conn:
         return [_out(row) for row in await get_warehouses(conn)]
 
 
-@router.get("/{warehouse_id}", response_model=WarehouseOut, responses=PROBLEM_RESPONSES)
+@router.get("/{warehouse_id}", dependencies=[Viewer],
+            response_model=WarehouseOut, responses=PROBLEM_RESPONSES)
 async def get_warehouse(engine: EngineDep, warehouse_id: str = WarehouseId):
     async with engine.connect() as conn:
         rows = await get_warehouses(conn, warehouse_id)
@@ -56,7 +58,8 @@ def _out(row: dict[str, Any]) -> WarehouseOut:
                         skus=int(row["skus"]), version=row["version"])
 
 
-@router.post("/{warehouse_id}/transfer", status_code=status.HTTP_201_CREATED, response_model=TransferOut,
+@router.post("/{warehouse_id}/transfer", dependencies=[Operator],
+             status_code=status.HTTP_201_CREATED, response_model=TransferOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def transfer(request: TransferIn, gateway: GatewayDep, engine: EngineDep, command_id: CommandIdDep,
                    warehouse_id: str = WarehouseId):

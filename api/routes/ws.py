@@ -3,7 +3,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+
+from api.security import websocket_principal
 
 router = APIRouter(tags=["live"])
 
@@ -16,9 +18,16 @@ async def inventory_updates(
 ):
     """Every stock event once it is durable, as JSON (filter by product and/or warehouse).
 
+    Needs a viewer's credentials: a bearer token (the ``Authorization`` header, or the
+    ``access_token`` query parameter for browsers, which cannot set headers on a WebSocket) or an
+    ``X-API-Key``; without them the handshake is refused (HTTP 403, close code 1008).
+
     Sends ``{"type": "subscribed", ...}`` first. A client that falls 1000 events behind is
     closed with code 1013 and should reconnect and re-read ``GET /inventory/{product_id}``.
     """
+    if await websocket_principal(websocket) is None:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="credentials required")
+        return
     hub = websocket.app.state.hub
     await websocket.accept()
     async with hub.subscribe(product_id, warehouse) as sub:

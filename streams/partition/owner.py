@@ -52,6 +52,8 @@ class Decided:
     alerts, dead letters and the commands it sends to other areas (a saga's next steps)."""
 
     outputs: list[Output] = field(default_factory=list)
+    # The batch's decision metrics (streams/metrics.py ``BatchStats``), recorded once it is final.
+    stats: Any = None
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, bytes]] | None = None) -> None:

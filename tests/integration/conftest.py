@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,11 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.security import Role, issue_token
 from common.settings import Settings
 from storage.db import create_engine
 from chaos.invariants import order_violations, stop_consumer, violations, wait_until_caught_up, warehouse_violations
 
-__all__ = ["Process", "assert_invariants", "create_stocked_product", "stop_consumer", "new_sku",
+__all__ = ["Process", "assert_invariants", "auth_headers", "create_stocked_product", "stop_consumer", "new_sku",
            "wait_until_serving"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +41,20 @@ def pytest_collection_modifyitems(items):
 def settings() -> Settings:
     missing = [name for name in REQUIRED if not os.environ.get(name)]
     assert not missing, f"{missing} unset: run the suite with `make test`, which starts the stack"
+    # The servers run as in production: real secrets (so the API starts), limits high enough for
+    # the load tests (test_ratelimit.py gives its keys their own small limits).
+    for name, value in (("INVENTORY_ENVIRONMENT", "production"),
+                        ("INVENTORY_JWT_SECRET", secrets.token_urlsafe(48)),
+                        ("INVENTORY_ADMIN_PASSWORD", secrets.token_urlsafe(24)),
+                        ("INVENTORY_RATE_LIMIT", "1000000/minute"),
+                        ("INVENTORY_LOGIN_RATE_LIMIT", "1000/minute")):
+        os.environ.setdefault(name, value)
     return Settings()
+
+
+def auth_headers(settings: Settings, role: str = "admin", subject: str = "tests") -> dict[str, str]:
+    """A bearer token of ``role``, signed with the API's secret."""
+    return {"Authorization": f"Bearer {issue_token(settings, subject, Role(role))}"}
 
 
 def _free_port() -> int:
@@ -86,10 +101,15 @@ class Process:
 
 
 @pytest.fixture(scope="session")
-def process_env(tmp_path_factory) -> dict[str, str]:
+def process_env(settings, tmp_path_factory) -> dict[str, str]:
     env = dict(os.environ)
     env.update(INVENTORY_WORKER_DATA_DIR=str(tmp_path_factory.mktemp("worker-data")),
-               INVENTORY_LOG_JSON="true", PYTHONUNBUFFERED="1")
+               INVENTORY_LOG_JSON="true", PYTHONUNBUFFERED="1",
+               # Free ports, not the defaults a local `make run` may hold. A second stock worker
+               # started with this env (test_crash.py) finds the port taken and runs without
+               # metrics (streams/metrics.py).
+               INVENTORY_WORKER_METRICS_PORT=str(_free_port()),
+               INVENTORY_LEDGER_METRICS_PORT=str(_free_port()))
     return env
 
 
@@ -151,7 +171,8 @@ async def worker(settings, process_env, logdir, api, ledger):
 async def wait_until_serving(api: Process, worker: Process, timeout_s: float = 120) -> float:
     """Seconds until a command through the API is decided by the worker (its true readiness)."""
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
+    headers = auth_headers(Settings())
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=30, headers=headers) as client:
         while time.monotonic() - started < timeout_s:
             assert worker.alive, f"worker exited:\n{worker.tail()}"
             sku = new_sku("probe")
@@ -163,9 +184,11 @@ async def wait_until_serving(api: Process, worker: Process, timeout_s: float = 1
 
 
 @pytest.fixture
-async def client(api, worker):
+async def client(api, worker, settings):
+    """An administrator's client (every operation is open to it)."""
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=60, limits=limits) as c:
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=60, limits=limits,
+                                 headers=auth_headers(settings)) as c:
         yield c
 
 

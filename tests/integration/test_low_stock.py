@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas import alert_codec
 from streams.topics import INVENTORY_ALERTS
 
-from .conftest import assert_invariants, create_stocked_product, stop_consumer
+from .conftest import assert_invariants, auth_headers, create_stocked_product, stop_consumer
 
 
 async def _alerts_for(settings, sku: str) -> list[dict]:
@@ -43,7 +43,7 @@ async def test_crossing_the_threshold_alerts_once_everywhere_and_recovering_clea
         client, api, settings, engine):
     sku = await create_stocked_product(client, 8)
     url = api.base_url.replace("http://", "ws://") + f"/ws/inventory?product_id={sku}"
-    async with websockets.connect(url) as ws:
+    async with websockets.connect(url, additional_headers=auth_headers(settings, "viewer")) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
         response = await client.post(f"/inventory/{sku}/low-stock-threshold", json={"threshold": 5})
         assert response.status_code == 200, response.text

@@ -19,7 +19,7 @@ from streams.topics import (
     WAREHOUSE_COMMANDS_DLQ,
 )
 
-from .conftest import assert_invariants, create_stocked_product, stop_consumer
+from .conftest import assert_invariants, auth_headers, create_stocked_product, stop_consumer
 
 
 async def test_200_concurrent_clients_reserve_exactly_the_50_units(client, settings, engine):
@@ -111,7 +111,7 @@ async def test_websocket_subscriber_receives_the_events_of_its_reservation(clien
     sku = await create_stocked_product(client, 5)
     other = await create_stocked_product(client, 5)
     url = api.base_url.replace("http://", "ws://") + f"/ws/inventory?product_id={sku}"
-    async with websockets.connect(url) as ws:
+    async with websockets.connect(url, additional_headers=auth_headers(settings, "viewer")) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert hello["type"] == "subscribed"
         await client.post("/reservations", json={"product_id": other, "order_id": "x", "quantity": 1})

@@ -233,3 +233,11 @@ def test_a_consumer_deployed_before_bundles_reads_a_bundle_as_a_product_and_its_
                     CommandRejected("Reserve", RejectReason.BUNDLE_HOLDS_NO_STOCK, "a bundle"))
     decoded = old_reader.decode(event_codec().encode(event_to_avro(refused)))
     assert decoded["body"][1]["reason"] == "OTHER"
+
+
+def test_a_valid_record_with_bytes_after_it_is_refused():
+    codec = command_codec()
+    encoded = codec.encode(command_to_avro(Command("c-1", "SKU-1", 1, Tick())))
+    assert codec.decode(encoded)["command_id"] == "c-1"
+    with pytest.raises(SchemaError, match="bytes after"):
+        codec.decode(encoded + b"\x00junk")
