@@ -59,11 +59,11 @@ _ECHO_KINDS = {"Reserve": "Reserved", "Release": "Released", "CreateProduct": "P
 
 
 def echo_answer() -> Callable[[bytes], tuple[str, str]]:
-    """Reads the raw loop's echo of a command (padded to an event's size) as if it were decided."""
+    """Reads the raw loop's echo of a command (padded to an event's size in a header) as if it were decided."""
     codec = command_codec()
 
     def read(value: bytes) -> tuple[str, str]:
-        record = codec.decode(value)  # the padding after the record is never read
+        record = codec.decode(value)
         return record["command_id"], _ECHO_KINDS[_body_kind(record)]
     return read
 
