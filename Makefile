@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-unit bench chaos stack stop migrate lock clean
+.PHONY: run test test-unit bench chaos stack stop migrate lock clean proto
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "[make] creating $(VENV) and installing pinned dependencies"
@@ -19,6 +19,7 @@ run: $(VENV)/.installed
 
 ## Set up everything the same way and run the whole suite against the real servers.
 test: $(VENV)/.installed
+	scripts/browser.sh ensure >/dev/null  # the dashboard's browser test drives Debian's chromium
 	scripts/harness.sh test $(PY) -m pytest
 
 $(VENV)/.bench-installed: $(VENV)/.installed
@@ -36,6 +37,10 @@ chaos: $(VENV)/.installed
 ## Unit tests only (no servers).
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q
+
+## Regenerate the gRPC stubs (api/grpc/generated/) from schemas/inventory.proto; commit them.
+proto: $(VENV)/.installed
+	$(PY) -m api.grpc.generate
 
 stack: $(VENV)/.installed
 	scripts/stack.sh start

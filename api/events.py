@@ -3,6 +3,10 @@
 The sink NOTIFYs each event inside the transaction that persisted it, so an event seen here is
 durable in the read model: resolving a waiting request with it makes "read after acknowledged
 write" hold. Requests wait by command id; WebSocket subscribers receive every new event.
+
+Notifications arrive in commit order, and a stock event's ``offset`` (its ledger position) grows
+in commit order too (storage/sink.py), so a subscription's queue is in offset order: what
+api/subscriptions.py relies on to resume a subscriber from the ledger without gap or duplicate.
 """
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ import asyncpg
 
 from storage.models import NOTIFY_CHANNEL
 
-__all__ = ["EventHub", "Subscription", "low_stock_alert", "order_key", "SETTLED_ORDER_STATUSES"]
+__all__ = ["EventHub", "Subscription", "low_stock_alert", "order_key", "SETTLED_ORDER_STATUSES", "LOST"]
+
+#: Queued for a resumable subscriber when the hub lost NOTIFYs it should have had.
+LOST: Any = object()
 
 # The statuses an order's saga stops at until someone acts again (cancel, fulfil, stock arrives).
 SETTLED_ORDER_STATUSES = frozenset({"RESERVED", "REJECTED", "BACKORDERED", "CANCELLED", "FULFILLED",
@@ -40,6 +47,10 @@ class Subscription:
     warehouse: str | None = None
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
     overflowed: bool = False
+    # Its reader can catch up from the ledger (api/subscriptions.py): when the LISTEN connection
+    # drops, the NOTIFYs sent meanwhile are lost, so it is dropped too (``lost``) and woken (LOST).
+    resumable: bool = False
+    lost: bool = False
 
     def wants(self, event: dict[str, Any]) -> bool:
         if self.product_id is not None and event["sku"] != self.product_id:
@@ -83,8 +94,18 @@ class EventHub:
                 log.warning("LISTEN connection lost, reconnecting")
             finally:
                 self.listening.clear()
+                self._lose_resumable()
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)
+
+    def _lose_resumable(self) -> None:
+        """The LISTEN connection is gone, and the NOTIFYs until the next one with it: resumable
+        subscribers are dropped and woken, to catch up from the ledger. The others carry on."""
+        for sub in [s for s in self._subscriptions if s.resumable]:
+            sub.lost = True
+            self._subscriptions.discard(sub)
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue: its reader is not waiting
+                sub.queue.put_nowait(LOST)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         event = json.loads(payload)
@@ -157,8 +178,12 @@ class EventHub:
 
 def low_stock_alert(event: dict[str, Any]) -> dict[str, Any]:
     """The message live screens get when an event took a level below its threshold (the same
-    fact the stock agent publishes on inventory-alerts)."""
-    return {"type": "LowStock", "sku": event["sku"], "warehouse": event["warehouse"],
-            "available": event["on_hand"] - event["reserved"],
-            "threshold": event["low_stock_threshold"], "event_id": event["event_id"],
-            "occurred_at": event["occurred_at"]}
+    fact the stock agent publishes on inventory-alerts). It carries its event's ``offset``: it
+    follows that event, in a replay too (api/subscriptions.py)."""
+    alert = {"type": "LowStock", "sku": event["sku"], "warehouse": event["warehouse"],
+             "available": event["on_hand"] - event["reserved"],
+             "threshold": event["low_stock_threshold"], "event_id": event["event_id"],
+             "occurred_at": event["occurred_at"]}
+    if "offset" in event:
+        alert["offset"] = event["offset"]
+    return alert

@@ -10,12 +10,13 @@ from redis.asyncio import Redis
 from api.cache import InventoryCache
 from api.events import EventHub
 from api.gateway import CommandGateway
+from api.grpc.server import start_grpc, stop_grpc
 from api.idempotency import IdempotencyMiddleware
 from api.observability import install_observability
 from api.openapi import install_openapi
 from api.problems import install_problem_handlers
-from api.routes import (auth, backorders, health, history, inventory, orders, products, reservations,
-                        warehouses, ws)
+from api.routes import (analytics, auth, backorders, dashboard, forecast, health, history, inventory,
+                        orders, products, reservations, warehouses, ws)
 from api.security import Credentials, RateLimiter, Role
 from common.logs import configure_logging
 from common.settings import Settings, get_settings
@@ -42,9 +43,12 @@ async def lifespan(app: FastAPI):
     await state.producer.start()
     await state.hub.start()
     state.gateway = CommandGateway(state.producer, state.hub, settings.command_timeout_s)
+    # gRPC beside REST (api/grpc/): its watches need the hub, so it starts after it, stops first.
+    state.grpc = await start_grpc(state, settings)
     try:
         yield
     finally:
+        await stop_grpc(state.grpc, settings.grpc_stop_grace_s)
         await state.hub.stop()
         await state.producer.stop()
         await state.redis.aclose()
@@ -65,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_openapi(app)
     for module in (auth, products, inventory, history, reservations, orders, backorders, warehouses, ws,
-                   health):
+                   analytics, forecast, dashboard, health):
         app.include_router(module.router)
     app.add_middleware(IdempotencyMiddleware)  # Idempotency-Key replays, logged by observability
     install_observability(app)  # request ids, access log, GET /metrics

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timezone
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from limits import parse as parse_rate_limit
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, WithJsonSchema
 
 __all__ = ["ProductIn", "ProductOut", "StockUpdateIn", "LevelOut", "InventoryOut", "TotalsOut",
            "ReservationIn", "ReservationOut", "ReservationStateOut", "PendingOut", "WarehouseIn",
@@ -40,11 +42,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# A unit cost: >= 0, at most 14 integer digits and 4 decimal places (NUMERIC(18, 4), Avro
+# decimal(18, 4)). In: a JSON number, or a string for an exact figure (a binary float cannot hold
+# every 18-digit one). Out: always the string with 4 places, "12.5000", as the events carry it.
+_COST_TEXT = r"^[0-9]{1,14}(\.[0-9]{1,4})?$"
+_COST_OUT = r"^[0-9]{1,14}\.[0-9]{4}$"
+_COST_MAX = 99_999_999_999_999.9999
+
+
+def _cost_text(value: object) -> object:
+    """A string must be plain digits, as the schema says (pydantic alone would also read "1e3",
+    " 1" or "+1")."""
+    if isinstance(value, str) and not re.fullmatch(_COST_TEXT, value):
+        raise ValueError("a unit cost string is digits with at most 4 decimal places, e.g. \"12.5\"")
+    return value
+
+
+def _four_places(value: Decimal) -> Decimal:
+    return abs(value).quantize(Decimal("0.0001"))  # abs: -0 is 0
+
+
+UnitCostIn = Annotated[
+    Decimal, BeforeValidator(_cost_text), Field(ge=0, max_digits=18, decimal_places=4), AfterValidator(_four_places),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": _COST_MAX},
+                              {"type": "string", "pattern": _COST_TEXT}],
+                    "examples": [12.5, "1234.5678"]}, mode="validation"),
+]
+UnitCostOut = Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": _COST_OUT,
+                                                  "examples": ["12.5000"]}, mode="serialization")]
+_COST_DOC = ("what one unit costs (stock value = on hand x unit cost): >= 0, at most 14 integer digits "
+             "and 4 decimal places; a JSON number or, for an exact figure, a string of digits; "
+             "answered as a string with 4 places. Omitted or null: not known")
+
+
 class ProductIn(_Strict):
     sku: str = Field(pattern=_ID, examples=["SKU-TSHIRT-RED-M"])
     name: Text = Field(min_length=1, max_length=200, examples=["T-shirt, red, M"])
     description: Text = Field("", max_length=2000, examples=["Organic cotton crew neck"])
     category: Text = Field("", max_length=100, examples=["apparel"])
+    unit_cost: UnitCostIn | None = Field(None, description=_COST_DOC)
 
 
 class VariantIn(_Strict):
@@ -60,6 +96,8 @@ class VariantIn(_Strict):
         json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 50, "pattern": _TEXT}})
     description: Text = Field("", max_length=2000)
     category: Text = Field("", max_length=100)
+    unit_cost: UnitCostIn | None = Field(None, description=_COST_DOC + " (a variant has its own; "
+                                                                    "it does not inherit its product's)")
 
     @field_validator("attributes")
     @classmethod
@@ -78,6 +116,7 @@ class VariantOut(BaseModel):
     parent_id: str
     name: str
     attributes: dict[str, str]
+    unit_cost: UnitCostOut | None = Field(None, description="what one unit costs; null: not known")
 
 
 class ComponentIn(_Strict):
@@ -87,7 +126,8 @@ class ComponentIn(_Strict):
 
 class BundleIn(_Strict):
     """A bundle: a product made of other products' units. It holds no stock of its own (its
-    units are its components'), and an order for it reserves every component or none."""
+    units are its components'), and an order for it reserves every component or none. It has no
+    unit cost (a ``unit_cost`` is refused, 422): its components' costs value its units."""
 
     sku: str = Field(pattern=_ID, examples=["SKU-GIFT-SET"])
     name: Text = Field(min_length=1, max_length=200, examples=["Gift set: a T-shirt and two pairs of socks"])
@@ -136,6 +176,7 @@ class ProductOut(BaseModel):
     name: str
     description: str
     category: str
+    unit_cost: UnitCostOut | None = Field(None, description="what one unit costs; null: not known")
 
 
 class StockUpdateIn(_Strict):
@@ -512,3 +553,139 @@ class HistoryOut(BaseModel):
     entries: list[HistoryEntryOut] = Field(description="newest first")
     next_cursor: str | None = Field(None, description="pass as `cursor` for the next (older) page; "
                                                       "null on the last page")
+
+
+# ------------------------------------------------------------------------------ demand forecast
+__all__ += ["ForecastOut", "ForecastDayOut", "DemandDayOut"]
+_Day = date  # a field named ``date`` would shadow the type in its own annotation
+
+
+class DemandDayOut(BaseModel):
+    date: _Day = Field(description="a UTC day")
+    units: int = Field(description="units asked for that day (reserved or refused), all warehouses")
+
+
+class ForecastDayOut(BaseModel):
+    date: _Day = Field(description="a UTC day; the first is today")
+    units: float = Field(description="forecast demand that day")
+    low: float | None = Field(None, description="lower bound of the central interval at the service "
+                                                "level; null when the model gives none (Croston)")
+    high: float | None = Field(None, description="upper bound, likewise")
+
+
+class ForecastOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "product_id": "SKU-TSHIRT-RED-M", "as_of": "2030-03-01", "has_history": True, "reason": None,
+        "history_days": 30, "method": "AutoETS(ANN)", "demand_pattern": "smooth", "trend": "none",
+        "daily_demand": [{"date": "2030-02-28", "units": 10}],
+        "forecast": [{"date": "2030-03-01", "units": 10.0, "low": 10.0, "high": 10.0}],
+        "mean_daily_demand": 10.0, "available": 95, "service_level": 0.95, "lead_time_days": 7,
+        "horizon_days": 90, "sigma": 0.0, "safety_stock": 0.0, "reorder_point": 70.0,
+        "days_of_cover": 9.5, "stockout_date": "2030-03-10"}]})
+
+    product_id: str
+    as_of: date = Field(description="today (UTC): the forecast's day 1; history ends the day before")
+    has_history: bool = Field(description="false when the product was never asked for: then every "
+                                          "figure below is null")
+    reason: str | None = Field(None, examples=["no demand history"],
+                               description="why there is no forecast, or what limits it")
+    history_days: int = Field(description="days of history used: from the first day with "
+                                          "analytics up to yesterday")
+    method: str | None = Field(None, examples=["AutoETS(AAN)", "CrostonSBA", "HistoricAverage"])
+    demand_pattern: str | None = Field(None, examples=["smooth"],
+                                       description="smooth, erratic, intermittent or lumpy (Syntetos-Boylan)")
+    trend: str | None = Field(None, examples=["up"], description="up, down or none")
+    daily_demand: list[DemandDayOut] = Field(description="the history used, oldest first")
+    forecast: list[ForecastDayOut] = Field(description="one per day of the horizon, from today")
+    mean_daily_demand: float | None = Field(None, description="mean forecast per day over the lead time")
+    available: int = Field(description="on hand - reserved now, all warehouses")
+    service_level: float
+    lead_time_days: int
+    horizon_days: int
+    sigma: float | None = Field(None, description="std of the model's in-sample one-step errors")
+    safety_stock: float | None = Field(None, description="z(service_level) x sigma x sqrt(lead_time_days)")
+    reorder_point: float | None = Field(None, description="forecast demand over the lead time + safety stock")
+    days_of_cover: float | None = Field(None, description="available / mean_daily_demand; null when "
+                                                          "no demand is forecast")
+    stockout_date: date | None = Field(None, description="first day the cumulative forecast exceeds "
+                                                         "available (today if none is); null if not "
+                                                         "within the horizon")
+
+
+# ------------------------------------------------------------------------ inventory analytics
+__all__ += ["AnalyticsOut", "AnalyticsTotalsOut", "AnalyticsWindowOut", "AnalyticsTopOut",
+            "AnalyticsLowStockOut"]
+
+StockValueOut = Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,20}\.[0-9]{4}$",
+                                                    "examples": ["1250.0000"]}, mode="serialization")]
+
+
+class AnalyticsTotalsOut(BaseModel):
+    demand_units: int = Field(description="reserved_units + rejected_units")
+    reserved_units: int = Field(description="units of every Reserved event (reservations, order lines' "
+                                            "parts, pre-order holds, backorders once served)")
+    reservations: int
+    rejected_units: int = Field(description="units refused for lack of stock (INSUFFICIENT_STOCK)")
+    rejections: int
+    committed_units: int
+    released_units: int = Field(description="released and expired")
+    received_units: int = Field(description="receipts and transfers in")
+    removed_units: int = Field(description="removals and transfers out")
+    reservation_rate: float | None = Field(description="reserved_units / demand_units; null without demand",
+                                           examples=[0.9])
+    stockout_rate: float | None = Field(description="rejected_units / demand_units; null without demand",
+                                        examples=[0.1])
+    turnover: float | None = Field(description="committed_units / average on hand (per SKU and warehouse, "
+                                               "(first window's opening + last window's closing) / 2, "
+                                               "summed); null when that average is 0", examples=[1.5])
+    stock_value: StockValueOut | None = Field(description="sum of each SKU and warehouse's last closing "
+                                                          "on hand x unit cost; null if no cost is known")
+    skus_without_cost: int = Field(description="SKUs in range whose unit cost is not known")
+
+
+class AnalyticsWindowOut(BaseModel):
+    window_start: datetime = Field(examples=["2030-03-01T09:00:00Z"])
+    demand_units: int
+    reserved_units: int
+    rejected_units: int
+    committed_units: int
+    reservations: int
+    rejections: int
+
+
+class AnalyticsTopOut(BaseModel):
+    product_id: str = Field(examples=["SKU-TSHIRT-RED-M"])
+    demand_units: int
+    rejected_units: int
+    committed_units: int
+
+
+class AnalyticsLowStockOut(BaseModel):
+    warehouse: str = Field(examples=["default"])
+    skus_low: int = Field(description="SKUs whose last window in range closed below their threshold")
+    alerts: int = Field(description="low-stock crossings in range")
+
+
+class AnalyticsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "granularity": "hour", "since": "2030-03-01T00:00:00Z", "until": "2030-03-02T00:00:00Z",
+        "warehouse": None, "category": "apparel",
+        "totals": {"demand_units": 20, "reserved_units": 18, "reservations": 6, "rejected_units": 2,
+                   "rejections": 1, "committed_units": 12, "released_units": 3, "received_units": 50,
+                   "removed_units": 1, "reservation_rate": 0.9, "stockout_rate": 0.1, "turnover": 0.4,
+                   "stock_value": "1250.0000", "skus_without_cost": 0},
+        "series": [{"window_start": "2030-03-01T09:00:00Z", "demand_units": 20, "reserved_units": 18,
+                    "rejected_units": 2, "committed_units": 12, "reservations": 6, "rejections": 1}],
+        "top_demand": [{"product_id": "SKU-TSHIRT-RED-M", "demand_units": 20, "rejected_units": 2,
+                        "committed_units": 12}],
+        "low_stock": [{"warehouse": "default", "skus_low": 1, "alerts": 1}]}]})
+
+    granularity: Literal["hour", "day"]
+    since: datetime = Field(description="the start of the first window counted")
+    until: datetime
+    warehouse: str | None
+    category: str | None
+    totals: AnalyticsTotalsOut
+    series: list[AnalyticsWindowOut] = Field(description="one per window with data, oldest first")
+    top_demand: list[AnalyticsTopOut] = Field(description="SKUs by demand, highest first")
+    low_stock: list[AnalyticsLowStockOut] = Field(description="per warehouse with data")

@@ -23,6 +23,7 @@ import json
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from decimal import Decimal
 from typing import Any, Mapping, TextIO
 
 import asyncpg
@@ -92,6 +93,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
+    if isinstance(value, Decimal):  # a product's unit cost: its text, which JSON keeps exact
+        return str(value)
     return value
 
 

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 __all__ = ["SkuModel", "Report", "Fact", "check", "plan"]
@@ -276,9 +277,21 @@ class SkuModel:
 def _create(model: SkuModel, command: Command) -> None:
     components = command.get("components") or {}
     if (model.exists or not command.get("name", "").strip() or command.get("parent") == model.sku
-            or model.sku in components or "" in components or any(n <= 0 for n in components.values())):
+            or model.sku in components or "" in components or any(n <= 0 for n in components.values())
+            or _bad_cost(command.get("unit_cost"), components)):
         return model.reject()
     model.emit("ProductCreated", versioned=True, components=components)
+
+
+_MAX_COST = Decimal("99999999999999.9999")
+
+
+def _bad_cost(cost: Any, components: dict[str, int]) -> bool:
+    """A unit cost is refused on a bundle, below 0, above 14 integer digits or past 4 places."""
+    if cost is None:
+        return False
+    value = Decimal(str(cost))  # a Decimal from the log, its text from a JSON history
+    return bool(components) or not 0 <= value <= _MAX_COST or value != value.quantize(Decimal("0.0001"))
 
 
 def _adjust(model: SkuModel, command: Command) -> None:

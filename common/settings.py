@@ -143,6 +143,39 @@ class Settings(BaseSettings):
     # command id within its dedup window.
     idempotency_ttl_s: int = 86_400
 
+    # --- Resumable subscriptions and as-of reads (api/events.py, api/routes/ws.py).
+    # A subscriber resuming from an offset gets at most this many missed events replayed; one
+    # further behind is refused and should re-read the levels instead.
+    subscription_replay_max: int = 100_000
+
+    # --- gRPC (api/grpc/): served beside the REST API by the same process; port 0: off.
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    # At shutdown, how long running calls may finish before they are cancelled (watches never
+    # finish on their own: their clients resume from the last offset they saw).
+    grpc_stop_grace_s: float = 2.0
+
+    # --- Stream analytics (streams/analytics/): a worker of its own, off the reservation path.
+    analytics_app_id: str = "inventory-analytics"
+    analytics_data_dir: str = ".local/analytics"
+    analytics_metrics_port: int = 9103
+    # How long after a window ended its cell stays in the worker's tables (faust's ``expires``,
+    # by wall clock). An event of a window that old is not counted (a late event would otherwise
+    # start a partial cell that overwrites the complete one); PostgreSQL keeps every cell.
+    analytics_hour_retention_days: float = 7
+    analytics_day_retention_days: float = 62
+    # The sink into analytics_windows: cells per PostgreSQL transaction, and the longest wait for one.
+    analytics_sink_batch_size: int = 500
+    analytics_sink_batch_s: float = 0.5
+
+    # --- Forecasting (streams/analytics/forecast.py, GET /analytics/forecast/{sku}).
+    # The probability of not running out during a replenishment lead time, which sets the
+    # safety stock; the lead time in days; how far the forecast looks; how much history it reads.
+    forecast_service_level: float = 0.95
+    forecast_lead_time_days: int = 7
+    forecast_horizon_days: int = 90
+    forecast_history_days: int = 365
+
     def check_secrets(self) -> None:
         """Raise InsecureSettingsError when a secret has its placeholder outside development."""
         if self.environment == "development":

@@ -11,7 +11,13 @@ Named types live one per file, ``<namespace>.<Name>.avsc``, which is how fastavr
 Every version of a top-level schema that has been released stays readable: its canonical form is
 kept in ``released/<name>.<fingerprint>.json`` and registered as a known writer, so records an
 older producer wrote (or that wait in a topic across an upgrade) still decode. Before changing a
-schema, add its current version there (``tests/unit/test_schemas.py`` checks they all resolve).
+schema, add its current version there, written by ``released_form`` (``tests/unit/test_schemas.py``
+checks they all resolve).
+
+Logical types (a product's ``unit_cost``: ``decimal``, decoded as ``decimal.Decimal``) are applied
+by fastavro from the *writer* schema, and the parsing canonical form drops them, so a bare canonical
+form would decode a cost as raw bytes. ``released_form`` keeps them (the fingerprint is unchanged),
+and a codec never lets a released copy replace its own schema under the same fingerprint.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ __all__ = [
     "AvroCodec",
     "schema_fingerprint",
     "released_writers",
+    "released_form",
     "command_codec",
     "event_codec",
     "alert_codec",
@@ -74,7 +81,9 @@ class AvroCodec:
 
     def register(self, writer_schema: Any) -> None:
         """Accept records written with another version of this schema."""
-        self._writers[schema_fingerprint(writer_schema)] = parse_schema(writer_schema)
+        # The first registration of a fingerprint wins: the reader's own schema (registered
+        # first) keeps its logical types even if a copy without them is released under its name.
+        self._writers.setdefault(schema_fingerprint(writer_schema), parse_schema(writer_schema))
 
     def encode(self, record: dict[str, Any]) -> bytes:
         out = io.BytesIO()
@@ -109,6 +118,33 @@ def released_writers(full_name: str) -> tuple[Any, ...]:
     """The earlier released versions of a top-level schema (``released/``)."""
     return tuple(json.loads(path.read_text())
                  for path in sorted(RELEASED_DIR.glob(f"{full_name}.*.json")))
+
+
+def _with_logical_types(canonical: Any, original: Any) -> Any:
+    """``canonical`` (a parsing canonical form, as JSON) with the logical types of ``original``
+    (the same schema, as written) put back where the canonical form reduced them to a primitive."""
+    if isinstance(original, dict) and "logicalType" in original and isinstance(canonical, str):
+        keep = ("type", "logicalType", "precision", "scale")
+        return {k: original[k] for k in keep if k in original}
+    if isinstance(canonical, list) and isinstance(original, list):
+        return [_with_logical_types(c, o) for c, o in zip(canonical, original)]
+    if not (isinstance(canonical, dict) and isinstance(original, dict)):
+        return canonical
+    out = dict(canonical)
+    for key in ("type", "items", "values"):
+        if key in out and key in original:
+            out[key] = _with_logical_types(out[key], original[key])
+    if "fields" in out:
+        out["fields"] = [_with_logical_types(c, o) for c, o in zip(out["fields"], original["fields"])]
+    return out
+
+
+def released_form(full_name: str) -> str:
+    """The text of ``released/<full_name>.<fingerprint>.json`` for the schema as it is now: its
+    parsing canonical form, logical types kept."""
+    schema = load(full_name)
+    canonical = json.loads(to_parsing_canonical_form(schema))
+    return json.dumps(_with_logical_types(canonical, schema), indent=1) + "\n"
 
 
 _codecs: dict[str, AvroCodec] = {}

@@ -10,6 +10,7 @@ cleanup() {
   # The stock worker runs under a restart loop: stop the worker itself, then the loop.
   [ -n "${WORKER_PID:-}" ] && { pkill -TERM -P "$WORKER_PID"; kill -TERM "$WORKER_PID"; } 2>/dev/null || :
   [ -n "${LEDGER_PID:-}" ] && kill -TERM "$LEDGER_PID" 2>/dev/null || :
+  [ -n "${ANALYTICS_PID:-}" ] && { pkill -TERM -P "$ANALYTICS_PID"; kill -TERM "$ANALYTICS_PID"; } 2>/dev/null || :
   wait 2>/dev/null || :
   scripts/stack.sh stop
 }
@@ -37,6 +38,15 @@ done) &
 WORKER_PID=$!
 $PY -m streams ledger --loglevel info &
 LEDGER_PID=$!
+echo "[run] starting the analytics worker"
+# Its analytics sink exits with code 70 when PostgreSQL does not take a batch: restart it then.
+(while :; do
+  $PY -m streams analytics --loglevel info && break
+  code=$?
+  [ "$code" -eq 70 ] || exit "$code"
+  echo "[run] the analytics worker stopped (exit code 70); restarting it"
+done) &
+ANALYTICS_PID=$!
 PORT=${INVENTORY_API_PORT:-8000}
 echo "[run] starting the API"
 INVENTORY_API_PORT=$PORT $PY -m api &
@@ -49,4 +59,4 @@ echo "[run] API:  http://127.0.0.1:$PORT"
 echo "[run] docs: http://127.0.0.1:$PORT/docs"
 echo "[run] login: POST /auth/token {\"username\": \"${INVENTORY_ADMIN_USERNAME:-admin}\", \"password\": ...} (development: changethis)"
 echo "[run] live: ws://127.0.0.1:$PORT/ws/inventory"
-wait -n "$API_PID" "$WORKER_PID" "$LEDGER_PID"
+wait -n "$API_PID" "$WORKER_PID" "$LEDGER_PID" "$ANALYTICS_PID"

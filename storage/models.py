@@ -8,7 +8,9 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -19,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 __all__ = ["metadata", "products", "inventory_levels", "inventory_transactions", "reservations",
            "warehouses", "warehouse_events", "NOTIFY_CHANNEL", "orders", "order_events", "transfers",
-           "api_users", "api_keys"]
+           "api_users", "api_keys", "analytics_windows"]
 
 #: The sink NOTIFYs this channel with every event it persisted, inside the writing transaction,
 #: so a listener learns of an event only once it is durable in the read model. Warehouse ledger
@@ -40,6 +42,7 @@ products = Table(
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # A bundle's: units of each component SKU per bundle ({} for a product that holds stock).
     Column("components", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("unit_cost", Numeric(18, 4), nullable=True, doc="what one unit costs; NULL: unknown"),
     Index("ix_products_parent", "parent_sku"),
 )
 
@@ -80,8 +83,20 @@ inventory_transactions = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("payload", JSONB, nullable=False),
+    # The event's place in the ledger, increasing in commit order (storage/sink.py): the offset
+    # live subscribers resume from.
+    Column("position", BigInteger, nullable=False,
+           server_default=text("nextval('inventory_transactions_position_seq')")),
+    # The rest of the level after the event (NULL for events persisted before migration 0011).
+    Column("incoming_after", BigInteger),
+    Column("preordered_after", BigInteger),
+    Column("expected_at_after", DateTime(timezone=True)),
+    Column("low_stock_threshold_after", BigInteger),
+    Column("low_stock", Boolean),
     Index("ix_transactions_sku_seq", "sku", "seq"),
     Index("ix_transactions_command", "command_id"),
+    Index("ux_transactions_position", "position", unique=True),
+    Index("ix_transactions_sku_time", "sku", "occurred_at"),
 )
 
 reservations = Table(
@@ -213,4 +228,35 @@ api_keys = Table(
     Column("created_by", Text, nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="api_keys_role"),
+)
+
+
+def _units(name: str) -> Column:
+    return Column(name, BigInteger, nullable=False, server_default="0")
+
+
+# The stream analytics' cells (streams/analytics/): one per SKU, warehouse and hour or day (UTC).
+analytics_windows = Table(
+    "analytics_windows", metadata,
+    Column("granularity", Text, nullable=False, doc="'hour' or 'day'"),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("sku", Text, nullable=False),
+    Column("warehouse", Text, nullable=False, doc="'' for an order line's events (no warehouse)"),
+    _units("demand_units"), _units("reserved_units"), _units("reservations"),
+    _units("rejected_units"), _units("rejections"), _units("committed_units"),
+    _units("released_units"), _units("received_units"), _units("removed_units"),
+    _units("on_hand_open"), _units("on_hand_close"), _units("reserved_close"),
+    _units("low_stock_threshold"),
+    Column("low_stock_close", Boolean, nullable=False, server_default=text("false")),
+    _units("low_stock_alerts"),
+    Column("unit_cost", Numeric(18, 4), nullable=True),
+    Column("stock_value_close", Numeric(24, 4), nullable=True),
+    _units("events"),
+    Column("source_partition", Integer, nullable=False),
+    Column("last_offset", BigInteger, nullable=False, doc="offset in stock-events of the last event counted"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("granularity", "window_start", "sku", "warehouse"),
+    CheckConstraint("granularity IN ('hour', 'day')", name="analytics_windows_granularity"),
+    Index("ix_analytics_windows_sku", "sku", "granularity", "window_start"),
+    Index("ix_analytics_windows_time", "granularity", "window_start"),
 )

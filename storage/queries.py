@@ -131,3 +131,87 @@ async def get_history(conn: AsyncConnection, sku: str, warehouse: str | None, si
     if before_seq is not None:
         query = query.where(tx.seq < before_seq)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+# ------------------------------------------------------------------ resumable subscriptions
+__all__ += ["get_ledger_head", "get_ledger_after", "count_ledger_after"]
+
+
+def _after(after: int, product_id: str | None, warehouse: str | None) -> list[Any]:
+    """The ledger rows past offset ``after`` a subscriber of this filter receives (every stock
+    event, a rejection's too: the live stream publishes them all)."""
+    tx = inventory_transactions.c
+    conditions = [tx.position > after]
+    if product_id is not None:
+        conditions.append(tx.sku == product_id)
+    if warehouse is not None:
+        conditions.append(tx.warehouse == warehouse)
+    return conditions
+
+
+async def get_ledger_head(conn: AsyncConnection) -> int:
+    """The ledger's last offset (0 when empty): a new subscriber starts after it."""
+    query = select(func.coalesce(func.max(inventory_transactions.c.position), 0))
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def get_ledger_after(conn: AsyncConnection, after: int, product_id: str | None,
+                           warehouse: str | None, limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` ledger rows past offset ``after``, in offset order (keyset on the unique
+    index on position)."""
+    query = (select(inventory_transactions).where(*_after(after, product_id, warehouse))
+             .order_by(inventory_transactions.c.position).limit(limit))
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def count_ledger_after(conn: AsyncConnection, after: int, product_id: str | None,
+                             warehouse: str | None, cap: int) -> int:
+    """How many rows past ``after`` (counting stops at ``cap``: only "more than the limit" matters)."""
+    capped = select(inventory_transactions.c.position).where(*_after(after, product_id, warehouse)) \
+        .limit(cap).subquery()
+    return int((await conn.execute(select(func.count()).select_from(capped))).scalar_one())
+
+
+# ------------------------------------------------------------------------------ as-of reads
+__all__ += ["get_levels_as_of", "get_variants_as_of", "get_in_transit_as_of"]
+
+
+async def get_levels_as_of(conn: AsyncConnection, skus: list[str],
+                           as_of: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Per SKU of ``skus``, its levels per warehouse at ``as_of``, rebuilt from the ledger (one
+    query): per (SKU, warehouse) the level after its last change at or before then, the change
+    with the highest ``seq`` (the SKU's order) among those that moved a level (as the history:
+    rejections and events of no warehouse change none). The rows have the keys of
+    ``inventory_levels``'s; ``version`` is that change's ``seq``. The columns migration 0011
+    added are NULL for the events before it: 0 (expected_at None)."""
+    tx = inventory_transactions.c
+    query = (select(tx.sku, tx.warehouse, tx.seq.label("version"), tx.on_hand_after.label("on_hand"),
+                    tx.reserved_after.label("reserved"),
+                    func.coalesce(tx.incoming_after, 0).label("incoming"),
+                    func.coalesce(tx.preordered_after, 0).label("preordered"),
+                    tx.expected_at_after.label("expected_at"),
+                    func.coalesce(tx.low_stock_threshold_after, 0).label("low_stock_threshold"))
+             .where(tx.sku.in_(skus), tx.warehouse != "", tx.event_type.not_in(HISTORY_SKIPS),
+                    tx.occurred_at <= as_of)
+             .distinct(tx.sku, tx.warehouse)
+             .order_by(tx.sku, tx.warehouse, tx.seq.desc()))
+    levels: dict[str, list[dict[str, Any]]] = {sku: [] for sku in skus}
+    for row in (await conn.execute(query)).mappings():
+        levels[row["sku"]].append(dict(row))
+    return levels
+
+
+async def get_variants_as_of(conn: AsyncConnection, sku: str, as_of: datetime) -> list[dict[str, Any]]:
+    """A product's variants created at or before ``as_of``."""
+    query = (select(products).where(products.c.parent_sku == sku, products.c.created_at <= as_of)
+             .order_by(products.c.sku))
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def get_in_transit_as_of(conn: AsyncConnection, sku: str, as_of: datetime) -> int:
+    """Units of ``sku`` between two warehouses at ``as_of``: those that left (TransferredOut, a
+    negative on-hand change) and had not arrived (TransferArrived, the same units back)."""
+    tx = inventory_transactions.c
+    query = select(func.coalesce(-func.sum(tx.on_hand_delta), 0)).where(
+        tx.sku == sku, tx.event_type.in_(("TransferredOut", "TransferArrived")), tx.occurred_at <= as_of)
+    return int((await conn.execute(query)).scalar_one())

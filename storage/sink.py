@@ -9,6 +9,9 @@
   flagged ``duplicate`` when the ledger had it already; a warehouse event also carries
   ``"source": "warehouse"``. Listeners (the API's waiting requests and WebSocket subscribers) so
   learn of an event exactly when it is durable.
+- A fresh stock event gets its ledger position, the ``offset`` its NOTIFY carries, under a lock
+  that makes positions increase in commit order (``LEDGER_POSITION_LOCK``): a subscriber resumes
+  after the last offset it saw (api/subscriptions.py).
 - Before a batch of stock events commits, the API's read cache of every SKU it changes is
   invalidated (``ReadCacheInvalidator``, api/cache.py); a batch is not committed while Redis fails.
 """
@@ -22,6 +25,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Awaitable, Callable, Collection, Iterable, Sequence, TypeVar
 
 from redis.asyncio import Redis
@@ -61,7 +65,7 @@ from streams.warehouses.records import WarehouseEvent, warehouse_event_to_avro
 
 __all__ = ["EventSink", "notification", "warehouse_notification", "order_notification", "duplicate_flags",
            "ReadCacheInvalidator", "generation_key", "write_lease_key", "cached_skus", "scrub_nul",
-           "refused_nul"]
+           "refused_nul", "LEDGER_POSITION_LOCK"]
 
 log = logging.getLogger(__name__)
 _E = TypeVar("_E", Event, WarehouseEvent, OrderEvent)
@@ -76,13 +80,30 @@ def _ts_or_none(millis: int) -> datetime | None:
     return _ts(millis) if millis else None
 
 
-def notification(event: Event, duplicate: bool) -> dict[str, Any]:
-    """The JSON an event is announced with, to the API and its WebSocket subscribers."""
+def _json_safe(value: Any) -> Any:
+    """A body's value as JSON takes it: a Decimal (a product's unit cost) as its text, "12.5000",
+    so the NOTIFY, the ledger's payload and a replay from it (api/subscriptions.py) all agree."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def notification(event: Event, duplicate: bool, offset: int | None = None) -> dict[str, Any]:
+    """The JSON an event is announced with, to the API and its WebSocket subscribers. ``offset``:
+    the event's ledger position, set for a fresh event (a duplicate was announced with its own);
+    a subscriber resumes after the last one it saw (api/subscriptions.py). While a batch is written
+    with its NULs replaced, so is its announcement: it says what the ledger holds."""
     data = event_to_avro(event)
-    data["type"], data["body"] = event.type, data["body"][1]
+    data["type"], data["body"] = event.type, _json_safe(data["body"][1])
     data["available"] = event.on_hand - event.reserved
     data["duplicate"] = duplicate
-    return data
+    if offset is not None:
+        data["offset"] = offset
+    return scrub_nul(data) if _scrubbing.get() else data
 
 
 def warehouse_notification(event: WarehouseEvent, duplicate: bool) -> dict[str, Any]:
@@ -112,9 +133,10 @@ def duplicate_flags(event_ids: Iterable[str], new_ids: set[str]) -> list[bool]:
     return flags
 
 
-def _ledger_row(event: Event) -> dict[str, Any]:
+def _ledger_row(event: Event, position: int | None = None) -> dict[str, Any]:
+    """The event's ledger row; ``position``: its offset (None: the column's default, for tests)."""
     body = event.body
-    return {
+    row = {
         "event_id": event.event_id,
         "command_id": event.command_id,
         "sku": event.sku,
@@ -130,7 +152,16 @@ def _ledger_row(event: Event) -> dict[str, Any]:
         "sender": event.sender,
         "occurred_at": _ts(event.occurred_at),
         "payload": notification(event, False)["body"],
+        # The rest of the level after the event: a level at any past moment is one row.
+        "incoming_after": event.incoming,
+        "preordered_after": event.preordered,
+        "expected_at_after": _ts_or_none(event.expected_at),
+        "low_stock_threshold_after": event.low_stock_threshold,
+        "low_stock": event.low_stock,
     }
+    if position is not None:
+        row["position"] = position
+    return row
 
 
 def _warehouse_event_row(event: WarehouseEvent) -> dict[str, Any]:
@@ -196,6 +227,18 @@ def _upsert_newer(table: Table, key: list[str], columns: tuple[str, ...], extra=
 # 40% of the ledger worker's CPU (bench/README.md).
 _INSERT_LEDGER = (insert(inventory_transactions).on_conflict_do_nothing(index_elements=["event_id"])
                   .returning(inventory_transactions.c.event_id))
+# Ledger positions (the offsets subscribers resume from) must increase in COMMIT order, or a
+# subscriber that saw offset 11 could later miss an offset 10 committed after it. A sequence alone
+# orders the values taken, not the commits; so every stock-event transaction takes this lock
+# (held until its commit) before it takes positions: they commit one after another, in position
+# order, however many ledger processes there are. The key is arbitrary, fixed, and this lock's own.
+LEDGER_POSITION_LOCK = 0x1ED6E5_0FF5E7
+_LOCK_POSITIONS = text("SELECT pg_advisory_xact_lock(:key)")
+# A batch's positions in one round trip, ascending: given to its fresh events in batch order
+# (nextval per row of a multi-row INSERT would follow whatever order the executor takes). Those
+# given to events the ledger had already are left unused: offsets increase, with gaps.
+_NEXT_POSITIONS = text("SELECT nextval('inventory_transactions_position_seq') AS p "
+                       "FROM generate_series(1, :n) ORDER BY p")
 _INSERT_WAREHOUSE_EVENTS = (insert(warehouse_events).on_conflict_do_nothing(index_elements=["event_id"])
                             .returning(warehouse_events.c.event_id))
 _INSERT_PRODUCTS = insert(products).on_conflict_do_nothing(index_elements=["sku"])
@@ -277,12 +320,22 @@ async def _announce(conn: AsyncConnection, events: Sequence[_E], new_ids: set[st
     await conn.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payloads": payloads})
 
 
+async def _take_positions(conn: AsyncConnection, events: Sequence[Event]) -> dict[str, int]:
+    """Under the ledger's position lock (until the commit), a position per distinct event id, in
+    batch order (one round trip for the batch)."""
+    ids = list(dict.fromkeys(e.event_id for e in events))
+    await conn.execute(_LOCK_POSITIONS, {"key": LEDGER_POSITION_LOCK})
+    taken = list((await conn.execute(_NEXT_POSITIONS, {"n": len(ids)})).scalars())
+    return dict(zip(ids, taken))
+
+
 def _product_rows(events: list[Event]) -> list[dict[str, Any]]:
     return [
         {"sku": e.sku, "name": e.body.name, "description": e.body.description,
          "category": e.body.category, "created_at": _ts(e.occurred_at),
          "created_by_command": e.command_id, "parent_sku": e.body.parent or None,
-         "attributes": dict(e.body.attributes), "components": dict(e.body.components)}
+         "attributes": dict(e.body.attributes), "components": dict(e.body.components),
+         "unit_cost": e.body.unit_cost}  # a Decimal (NUMERIC(18, 4)) or None: not known
         for e in events if isinstance(e.body, ProductCreated)
     ]
 
@@ -506,13 +559,16 @@ class EventSink:
             await asyncio.sleep(self.retry_s)
 
     async def _write(self, conn: AsyncConnection, events: Sequence[Event], batch: str = "") -> None:
-        fresh, new_ids = await _insert_ledger(conn, _INSERT_LEDGER, events, _ledger_row)
+        positions = await _take_positions(conn, events)
+        fresh, new_ids = await _insert_ledger(conn, _INSERT_LEDGER, events,
+                                              lambda e: _ledger_row(e, positions[e.event_id]))
         await _execute(conn, _INSERT_PRODUCTS, _product_rows(fresh))
         await _execute(conn, _UPSERT_LEVELS, _level_rows(fresh))
         await _execute(conn, _UPSERT_RESERVATIONS, _reservation_rows(fresh))
         await _execute(conn, _UPDATE_ARRIVALS, _arrival_rows(fresh))
         await _execute(conn, _UPSERT_TRANSFERS, _transfer_rows(fresh))
-        await _announce(conn, events, new_ids, notification)
+        await _announce(conn, events, new_ids,
+                        lambda e, dup: notification(e, dup, None if dup else positions[e.event_id]))
         if self.cache is not None:  # last before the commit: the leases are held the shortest time
             await self.cache.begin(batch, cached_skus(fresh))
 

@@ -1,4 +1,4 @@
-"""``python -m streams stock|ledger [options]``: create the topics, run one worker role.
+"""``python -m streams stock|ledger|analytics [options]``: create the topics, run one worker role.
 
 - ``stock`` (``worker`` is another name for it): the faust worker of the stock, warehouse and
   order agents, the single writers of every SKU, every warehouse's capacity ledger and every
@@ -7,9 +7,12 @@
   warehouse at start.
 - ``ledger``: the PostgreSQL sink, a plain consumer group (``streams/ledger/worker.py``); its one
   option is ``--loglevel``.
+- ``analytics``: the stream analytics, a faust app of its own (``streams/analytics/``): windowed
+  tables over ``stock-events``, published on ``inventory-analytics`` and persisted; faust's worker
+  options.
 
 Each serves its Prometheus metrics on a port of its own (``worker_metrics_port``,
-``ledger_metrics_port``; ``streams/metrics.py``).
+``ledger_metrics_port``, ``analytics_metrics_port``; ``streams/metrics.py``).
 
 They run as separate processes: in one faust consumer the sink's fetches delayed the decisions,
 and the sink may fall behind without slowing a single reservation (bench/README.md).
@@ -27,7 +30,7 @@ from streams.admin import create_default_warehouse, ensure_topics_when_up, kafka
 from streams.metrics import serve_metrics
 from streams.partition.local import claim_data_dir
 
-ROLES = ("stock", "ledger")
+ROLES = ("stock", "ledger", "analytics")
 _ALIASES = {"worker": "stock"}
 
 
@@ -59,6 +62,19 @@ def _run_stock(args: list[str], settings: Settings) -> None:
     app.main()
 
 
+def _run_analytics(args: list[str], settings: Settings) -> None:
+    # Its tables' RocksDB, like the stock worker's state, is only good for the cluster it came from.
+    claim_data_dir(Path(settings.analytics_data_dir), asyncio.run(kafka_cluster_id(settings)),
+                   settings.changelog_delete_retention_s)
+    from streams.analytics.app import app  # late, as above
+
+    importlib.import_module("streams.analytics.agents")
+    serve_metrics(settings.metrics_host, settings.analytics_metrics_port, "analytics")
+    options = args or ["--loglevel", settings.log_level.lower()]
+    sys.argv = [sys.argv[0], "worker", "--without-web", *options]
+    app.main()
+
+
 def main() -> None:
     role, args = _split(sys.argv[1:])
     settings = get_settings()
@@ -68,6 +84,9 @@ def main() -> None:
         from streams.ledger.worker import run
 
         run(args, settings)
+        return
+    if role == "analytics":
+        _run_analytics(args, settings)
         return
     _run_stock(args, settings)
 

@@ -3,7 +3,8 @@
 One writer per event topic: the stock agent writes ``stock-events``, ``inventory-alerts``,
 ``stock-commands-dlq`` and its table's changelog; the warehouse agent writes ``warehouse-events``,
 ``warehouse-commands-dlq`` and its changelog; the order agent writes ``order-events``,
-``order-commands-dlq`` and its changelog; the ledger worker writes ``stock-events-dlq``.
+``order-commands-dlq`` and its changelog; the ledger worker writes ``stock-events-dlq``; the
+analytics worker writes ``inventory-analytics`` (and its own tables' changelogs, faust's).
 Command topics take commands from the API, upstream systems and the other area's agent (a saga's
 next step). Stock commands and events are keyed by SKU, so all of one SKU's traffic is on one
 partition, owned by one worker; warehouse commands and events by warehouse id, and order
@@ -18,7 +19,7 @@ from common.settings import Settings
 __all__ = ["TopicSpec", "STOCK_COMMANDS", "STOCK_EVENTS", "STOCK_COMMANDS_DLQ", "STOCK_EVENTS_DLQ",
            "INVENTORY_ALERTS", "STOCK_TABLE", "WAREHOUSE_COMMANDS", "WAREHOUSE_EVENTS",
            "WAREHOUSE_COMMANDS_DLQ", "WAREHOUSE_TABLE", "ORDER_COMMANDS", "ORDER_EVENTS",
-           "ORDER_COMMANDS_DLQ", "ORDER_TABLE",
+           "ORDER_COMMANDS_DLQ", "ORDER_TABLE", "INVENTORY_ANALYTICS",
            "topic_specs", "changelog_topic"]
 
 STOCK_COMMANDS = "stock-commands"
@@ -38,6 +39,9 @@ ORDER_COMMANDS = "order-commands"
 ORDER_EVENTS = "order-events"
 ORDER_COMMANDS_DLQ = "order-commands-dlq"
 ORDER_TABLE = "order"
+# The stream analytics' window cells (streams/analytics/, inventory.analytics.WindowCell), keyed
+# by "<granularity>|<window start>|<sku>|<warehouse>"; the analytics worker is its only writer.
+INVENTORY_ANALYTICS = "inventory-analytics"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(ORDER_COMMANDS, n),
         TopicSpec(ORDER_EVENTS, n),
         TopicSpec(ORDER_COMMANDS_DLQ, n),
+        # Compacted: the latest cell of every window is the analytics' state for other consumers.
+        TopicSpec(INVENTORY_ANALYTICS, n, {"cleanup.policy": "compact"}),
     ] + [
         # Compacted: the latest value of every key is the state; replaying it recovers the table.
         TopicSpec(changelog_topic(settings, table), n, {

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, status
@@ -9,14 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.deps import CacheDep, CommandIdDep, EngineDep, GatewayDep, SettingsDep
 from api.models import (
-    BundleAvailabilityOut, ComponentAvailabilityOut, IncomingIn, InventoryOut, LevelOut, LowStockOut,
-    LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut, VariantLevelsOut,
+    BundleAvailabilityOut, ComponentAvailabilityOut, IncomingIn, InventoryOut, IsoDateTime, LevelOut,
+    LowStockOut, LowStockThresholdIn, PendingOut, StockUpdateIn, TotalsOut, VariantLevelsOut,
 )
 from api.outcomes import decided, level_of
 from api.problems import PROBLEM_RESPONSES, Problem
 from api.security import Operator, Viewer
 from storage.queries import (
-    get_available, get_in_transit, get_levels, get_low_stock, get_product, get_variants, get_warehouses,
+    get_available, get_in_transit, get_in_transit_as_of, get_levels, get_levels_as_of, get_low_stock,
+    get_product, get_variants, get_variants_as_of, get_warehouses,
 )
 from streams.stock.records import AdjustStock, AnnounceIncoming, SetLowStockThreshold
 from streams.warehouses.records import ReceiveStock
@@ -44,13 +46,32 @@ async def list_low_stock(engine: EngineDep,
 
 @router.get("/{product_id}", dependencies=[Viewer],
             response_model=InventoryOut, responses=PROBLEM_RESPONSES)
-async def get_inventory(engine: EngineDep, cache: CacheDep, product_id: str = ProductId):
+async def get_inventory(
+        engine: EngineDep, cache: CacheDep, product_id: str = ProductId,
+        as_of: IsoDateTime | None = Query(
+            None, description="the levels at this moment, rebuilt from the ledger (ISO 8601, with a "
+                              "timezone), e.g. `2030-03-01T09:00:00Z`; absent: now",
+            examples=["2030-03-01T09:00:00Z"])):
     """Levels per warehouse and totals; for a product with variants, each variant's too, and
     their sum; for a bundle (no stock of its own), its components' available units and how many
     bundles they make, computed at this read (from units on hand only). Each level also shows
     the units announced as incoming, those of them pre-ordered and when they are expected; the
     totals sum them where there are any. Reflects every acknowledged change, also when served
-    from the read cache (header `Cache-Status`, RFC 9211: `inventory; hit` or `inventory; fwd=miss`)."""
+    from the read cache (header `Cache-Status`, RFC 9211: `inventory; hit` or `inventory; fwd=miss`).
+
+    With `as_of` (e.g. `GET /inventory/SKU-TSHIRT-RED-M?as_of=2030-03-01T09:00:00Z`): the same
+    answer as it was at that moment, rebuilt from the ledger: each warehouse's level after its
+    last change at or before then (refused requests changed nothing), `version` the SKU's
+    sequence number then, the variants that existed then with their levels then, a bundle's
+    components' availability then, the units in transit then. Never cached (`Cache-Status:
+    inventory; fwd=bypass`). A moment in the future gives the current levels. 404 when the
+    product did not exist yet at that moment. Levels changed before the ledger kept thresholds
+    and incoming units (migration 0011) show 0 for those."""
+    if as_of is not None:
+        body = await _read_inventory_as_of(engine, product_id, as_of)
+        if body is None:
+            raise Problem(404, "Unknown product", f"no product {product_id} at {as_of.isoformat()}")
+        return JSONResponse(body, headers={"Cache-Status": "inventory; fwd=bypass"})
     answer = await cache.get(product_id, functools.partial(_read_inventory, engine, product_id))
     if answer is None:
         raise Problem(404, "Unknown product", f"no product {product_id}")
@@ -69,6 +90,32 @@ async def _read_inventory(engine: AsyncEngine, product_id: str) -> tuple[dict[st
         rows = await get_levels(conn, product_id)
         variants = await get_variants(conn, product_id)
         in_transit = await get_in_transit(conn, product_id)
+    answer = _answer(product_id, rows, variants, components, available, in_transit)
+    return answer, {product_id, *components, *(v["sku"] for v, _ in variants)}
+
+
+async def _read_inventory_as_of(engine: AsyncEngine, product_id: str,
+                                as_of: datetime) -> dict[str, Any] | None:
+    """The answer as of ``as_of``, from the ledger (one query for the levels of the product, its
+    variants and a bundle's components); None when the product did not exist then."""
+    async with engine.connect() as conn:
+        product = await get_product(conn, product_id)
+        if product is None or product["created_at"] > as_of:
+            return None
+        components = product["components"]
+        variants = await get_variants_as_of(conn, product_id, as_of)
+        skus = [product_id, *(v["sku"] for v in variants), *components]
+        levels = await get_levels_as_of(conn, list(dict.fromkeys(skus)), as_of)
+        in_transit = await get_in_transit_as_of(conn, product_id, as_of)
+    available = {sku: sum(r["on_hand"] - r["reserved"] for r in levels[sku]) for sku in components}
+    return _answer(product_id, levels[product_id], [(v, levels[v["sku"]]) for v in variants],
+                   components, available, in_transit)
+
+
+def _answer(product_id: str, rows: list[dict], variants: list[tuple[dict, list[dict]]],
+            components: dict[str, int], available: dict[str, int], in_transit: int) -> dict[str, Any]:
+    """The answer, as JSON, from the product's level rows (``inventory_levels``'s keys), its
+    variants' and its components' available units."""
     levels, totals = _levels(rows)
     out = [_variant(variant, variant_rows) for variant, variant_rows in variants]
     answer = InventoryOut(product_id=product_id, warehouses=levels, totals=totals,
@@ -76,7 +123,7 @@ async def _read_inventory(engine: AsyncEngine, product_id: str) -> tuple[dict[st
                           variant_totals=_sum([v.totals for v in out]) if out else None,
                           in_transit=in_transit,
                           bundle=_bundle(components, available) if components else None)
-    return answer.model_dump(mode="json"), {product_id, *components, *(v["sku"] for v, _ in variants)}
+    return answer.model_dump(mode="json")
 
 
 def _variant(variant: dict, rows: list[dict]) -> VariantLevelsOut:

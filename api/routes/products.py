@@ -18,14 +18,15 @@ router = APIRouter(prefix="/products", tags=["products"])
 @router.post("", dependencies=[Admin], status_code=status.HTTP_201_CREATED, response_model=ProductOut,
              responses={202: {"model": PendingOut}, **PROBLEM_RESPONSES})
 async def create_product(product: ProductIn, gateway: GatewayDep, command_id: CommandIdDep):
-    """Create a product; its SKU is its id. 409 if the SKU exists."""
-    body = CreateProduct(product.name, product.description, product.category)
+    """Create a product; its SKU is its id, `unit_cost` optional. 409 if the SKU exists."""
+    body = CreateProduct(product.name, product.description, product.category, unit_cost=product.unit_cost)
     event = decided(await gateway.execute(command_id, product.sku, body), command_id)
     if not isinstance(event, dict):
         return event
     created = event["body"]
     return ProductOut(product_id=event["sku"], sku=event["sku"], name=created["name"],
-                      description=created["description"], category=created["category"])
+                      description=created["description"], category=created["category"],
+                      unit_cost=created.get("unit_cost"))
 
 
 @router.post("/variants", dependencies=[Admin],
@@ -35,7 +36,7 @@ async def create_variant(variant: VariantIn, gateway: GatewayDep, engine: Engine
                          command_id: CommandIdDep):
     """Create a variant: a SKU of its own (stock is kept per variant) that belongs to a product,
     with the attributes that set it apart. 404 if the product does not exist; 422 if it is a
-    variant itself; 409 if the SKU exists."""
+    variant itself; 409 if the SKU exists. Its `unit_cost` is its own (not its product's)."""
     async with engine.connect() as conn:
         parent = await get_product(conn, variant.parent_id)
     if parent is None:
@@ -43,13 +44,14 @@ async def create_variant(variant: VariantIn, gateway: GatewayDep, engine: Engine
     if parent.get("parent_sku"):
         raise Problem(422, "Invalid variant", f"{variant.parent_id} is a variant itself; name its product")
     body = CreateProduct(variant.name, variant.description, variant.category or parent["category"],
-                         variant.parent_id, variant.attributes)
+                         variant.parent_id, variant.attributes, unit_cost=variant.unit_cost)
     event = decided(await gateway.execute(command_id, variant.sku, body), command_id)
     if not isinstance(event, dict):
         return event
     created = event["body"]
     return VariantOut(product_id=event["sku"], sku=event["sku"], parent_id=created["parent"],
-                      name=created["name"], attributes=created["attributes"])
+                      name=created["name"], attributes=created["attributes"],
+                      unit_cost=created.get("unit_cost"))
 
 
 @router.post("/bundles", dependencies=[Admin],

@@ -31,6 +31,7 @@ it expires by an ``Expire`` whose ``issued_at`` is the time of a ``Tick`` read f
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 from functools import reduce
 from typing import Callable, Iterable, Mapping
 
@@ -80,7 +81,7 @@ from streams.stock.records import (
     event_id_for,
 )
 
-__all__ = ["decide", "evolve", "fold"]
+__all__ = ["decide", "evolve", "fold", "MAX_UNIT_COST"]
 
 
 def _event(state: SkuState, command: Command, body: EventBody, warehouse: str,
@@ -135,9 +136,36 @@ def _create_product(state: SkuState, command: Command, body: CreateProduct) -> l
     if any(units <= 0 for units in body.components.values()):
         return _reject(state, command, RejectReason.INVALID_QUANTITY,
                        "a bundle's component quantities must be positive")
+    if problem := _unit_cost_problem(body):
+        return _reject(state, command, RejectReason.OTHER, problem)
     created = ProductCreated(body.name, body.description, body.category, body.parent,
-                             dict(body.attributes), dict(body.components))
+                             dict(body.attributes), dict(body.components), _four_places(body.unit_cost))
     return [_event(state, command, created, "")]
+
+
+# The read model's NUMERIC(18, 4): 14 integer digits (Avro's decimal(18, 4) checks only the total).
+MAX_UNIT_COST = Decimal("99999999999999.9999")
+_COST_PLACES = Decimal("0.0001")
+
+
+def _four_places(cost: Decimal | None) -> Decimal | None:
+    """The cost with exactly 4 decimal places: Avro's decimal(18, 4) refuses another exponent."""
+    return None if cost is None else cost.quantize(_COST_PLACES)
+
+
+def _unit_cost_problem(body: CreateProduct) -> str:
+    """Why ``body``'s unit cost is refused ("" if it is not). The API checks the same, so only a
+    producer writing to the log directly meets these; a cost the sink could not store would stop it."""
+    cost = body.unit_cost
+    if cost is None:
+        return ""
+    if body.components:  # its units are its components': their costs value them
+        return "a bundle has no unit cost of its own"
+    if not cost.is_finite() or cost < 0 or cost > MAX_UNIT_COST:
+        return f"unit cost must be between 0 and {MAX_UNIT_COST}"
+    if cost != cost.quantize(_COST_PLACES):
+        return "unit cost takes at most 4 decimal places"
+    return ""
 
 
 def _holds_no_stock(state: SkuState) -> str:
@@ -541,7 +569,7 @@ def evolve(state: SkuState, event: Event) -> SkuState:
         return replace(state, backorders=_backorders(state.backorders, body))
     if isinstance(body, ProductCreated):
         product = Product(body.name, body.description, body.category, body.parent, body.attributes,
-                          body.components)
+                          body.components, body.unit_cost)
         return replace(state, product=product, seq=event.seq)
     levels = {**state.levels, event.warehouse: event.level}
     reservations = state.reservations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
@@ -114,6 +115,7 @@ class Product:
     parent: str = ""  # a variant's product
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     components: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # a bundle's: SKU -> units
+    unit_cost: Decimal | None = None  # what one unit costs (4 decimal places); None: not known
 
     @property
     def is_bundle(self) -> bool:
@@ -194,6 +196,8 @@ class CreateProduct:
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     # A bundle: units of each component SKU per bundle; it holds no stock of its own.
     components: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    # What one unit costs: at most 4 decimal places and 14 integer digits (Avro decimal(18, 4)).
+    unit_cost: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +324,7 @@ class ProductCreated:
     parent: str = ""
     attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     components: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # a bundle's
+    unit_cost: Decimal | None = None  # None: not known (and every product created before costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,12 +582,18 @@ def _converter(kind: Any) -> Callable[[Any], Any] | None:
     """How a decoded Avro value becomes a dataclass field of type ``kind`` (None: as it is)."""
     if isinstance(kind, type) and issubclass(kind, StrEnum):
         return kind
+    if kind == Decimal | None:  # Avro gives a Decimal; a JSON copy of a record (the store's) text
+        return _decimal_or_none
     if get_origin(kind) is tuple:  # tuple[X, ...]: a frozen record holds tuples, Avro lists
         item = _converter(get_args(kind)[0])
         return tuple if item is None else (lambda values: tuple(item(v) for v in values))
     if isinstance(kind, type) and hasattr(kind, "__dataclass_fields__"):
         return lambda data: _body_from(kind, data)
     return None
+
+
+def _decimal_or_none(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 @lru_cache(maxsize=None)

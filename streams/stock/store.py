@@ -10,6 +10,9 @@ The table is any ``MutableMapping`` (a faust Table in the worker, a dict in test
   ordered by deadline (epoch ms)
 - ``t:<time>:<tick>``    a tick of the clock and the index entries it found due (kept an hour)
 
+Values are plain JSON (the changelog's encoding, ``streams/partition/local.py``): a product's
+unit cost (a ``Decimal``) is kept as its text, in the SKU and in the events a command record holds.
+
 Every write of one command goes to the same changelog partition (faust sends a table change to
 the partition of the event being processed), and a Kafka partition keeps order, so after a crash
 the changelog holds a *prefix* of a command's writes. The command record is written first and
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any, MutableMapping
 
 from streams.partition.batch import items_between
@@ -124,9 +128,7 @@ def _dump_sku(state: SkuState, recorded: int) -> dict[str, Any]:
     product = state.product
     return {
         "sku": state.sku,
-        "product": None if product is None else [product.name, product.description, product.category,
-                                                  product.parent, dict(product.attributes),
-                                                  dict(product.components)],
+        "product": None if product is None else _dump_product(product),
         "levels": {wh: _dump_level(lv) for wh, lv in state.levels.items()},
         "seq": state.seq,
         "n": recorded,
@@ -144,12 +146,37 @@ def _dump_level(level: Level) -> list[int]:
     return values if any(values[2:]) else values[:2]
 
 
+def _dump_product(product: Product) -> list[Any]:
+    """``[name, description, category, parent, attributes, components]``, then the unit cost as
+    text when it is known (a state without one stays readable by a worker that predates costs)."""
+    values = [product.name, product.description, product.category, product.parent,
+              dict(product.attributes), dict(product.components)]
+    return values if product.unit_cost is None else [*values, str(product.unit_cost)]
+
+
+def _load_product(values: list[Any] | None) -> Product | None:
+    """A product is [name, description, category, parent, attributes, components, unit cost]; a
+    state written before bundles has no components (an ordinary product), one written before
+    costs no cost (None: not known)."""
+    if values is None:
+        return None
+    cost = values[6] if len(values) > 6 else None
+    return Product(*values[:6], unit_cost=None if cost is None else Decimal(cost))
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    """An event as its Avro record, JSON-safe: a unit cost as text (``event_from_avro`` reads both)."""
+    data = event_to_avro(event)
+    name, body = data["body"]
+    if isinstance(body.get("unit_cost"), Decimal):
+        data["body"] = (name, {**body, "unit_cost": str(body["unit_cost"])})
+    return data
+
+
 def _load_sku(sku: str, data: dict[str, Any] | None) -> tuple[SkuState, int]:
     if data is None:
         return SkuState(sku), 0
-    # A product is [name, description, category, parent, attributes, components]; a state written
-    # before bundles has no components (an ordinary product).
-    product = None if data["product"] is None else Product(*data["product"])
+    product = _load_product(data["product"])
     levels = {wh: Level(*values) for wh, values in data["levels"].items()}
     in_transit = {tid: tuple(moving) for tid, moving in data.get("tr", {}).items()}
     # A backorder is [order, line, quantity, preferred, strategy, priority, ttl, preorder]; a state
@@ -216,7 +243,7 @@ class StockStore:
 
     def _record(self, command: Command, events: list[Event], number: int) -> dict[str, Any]:
         evicted = self.table.get(_slot_key(command.sku, number % self.window))
-        return {"n": number, "events": [event_to_avro(e) for e in events], "evict": evicted}
+        return {"n": number, "events": [_event_json(e) for e in events], "evict": evicted}
 
     def _write(self, before: SkuState, after: SkuState, command: Command,
                record: dict[str, Any], events: list[Event]) -> None:

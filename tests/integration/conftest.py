@@ -120,11 +120,13 @@ def logdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 async def api(settings, process_env, logdir):
-    port = _free_port()
-    env = {**process_env, "INVENTORY_API_HOST": "127.0.0.1", "INVENTORY_API_PORT": str(port)}
+    port, grpc_port = _free_port(), _free_port()
+    env = {**process_env, "INVENTORY_API_HOST": "127.0.0.1", "INVENTORY_API_PORT": str(port),
+           "INVENTORY_GRPC_HOST": "127.0.0.1", "INVENTORY_GRPC_PORT": str(grpc_port)}
     proc = Process("api", [sys.executable, "-m", "api"], env, logdir)
     proc.start()
     proc.base_url = f"http://127.0.0.1:{port}"
+    proc.grpc_target = f"127.0.0.1:{grpc_port}"  # the gRPC service (api/grpc/), same process
     try:
         await _wait_until_healthy(proc)
         yield proc
@@ -151,6 +153,18 @@ async def ledger(settings, process_env, logdir):
     """The PostgreSQL sink worker (its own consumer group, see streams/ledger/worker.py)."""
     proc = Process("ledger", [sys.executable, "-m", "streams", "ledger", "--loglevel", "warn"],
                    process_env, logdir)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def analytics(settings, process_env, logdir, tmp_path_factory):
+    """The stream analytics worker (its own faust app, data dir and metrics port; streams/analytics/)."""
+    env = {**process_env, "INVENTORY_ANALYTICS_DATA_DIR": str(tmp_path_factory.mktemp("analytics-data")),
+           "INVENTORY_ANALYTICS_METRICS_PORT": str(_free_port())}
+    proc = Process("analytics", [sys.executable, "-m", "streams", "analytics", "--loglevel", "warn"],
+                   env, logdir)
     proc.start()
     yield proc
     proc.stop()

@@ -15,7 +15,8 @@ async def test_a_variant_keeps_its_own_stock_and_records_its_product_and_attribu
         "sku": variant, "parent_id": parent, "name": "Shirt, L", "attributes": {"size": "L", "colour": "red"}})
     assert response.status_code == 201, response.text
     assert response.json() == {"product_id": variant, "sku": variant, "parent_id": parent,
-                               "name": "Shirt, L", "attributes": {"size": "L", "colour": "red"}}
+                               "name": "Shirt, L", "attributes": {"size": "L", "colour": "red"},
+                               "unit_cost": None}
 
     received = await client.post(f"/inventory/{variant}/update", json={"quantity_change": 4, "reason": "receipt"})
     assert received.status_code == 200, received.text

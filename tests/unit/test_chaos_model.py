@@ -125,6 +125,8 @@ def test_the_history_records_every_command_body_as_json():
     on its first CreateProduct when variants added them); an order's lines are records."""
     import json
 
+    from decimal import Decimal
+
     from chaos.clients import body_to_json
     from streams.orders.records import OrderLine, PlaceOrder
     from streams.stock.records import CreateProduct
@@ -132,7 +134,9 @@ def test_the_history_records_every_command_body_as_json():
     body = body_to_json(CreateProduct("shirt", parent="p", attributes={"size": "L"}))
     assert json.loads(json.dumps(body)) == {"type": "CreateProduct", "name": "shirt", "description": "",
                                             "category": "", "parent": "p", "attributes": {"size": "L"},
-                                            "components": {}}
+                                            "components": {}, "unit_cost": None}
+    costly = body_to_json(CreateProduct("shirt", unit_cost=Decimal("12.5000")))
+    assert json.loads(json.dumps(costly))["unit_cost"] == "12.5000"
     order = json.loads(json.dumps(body_to_json(PlaceOrder("c", (OrderLine("S", 2),), priority=("a", "b")))))
     assert order["type"] == "PlaceOrder" and order["lines"] == [{"sku": "S", "quantity": 2}]
     assert order["priority"] == ["a", "b"]
@@ -715,3 +719,14 @@ def test_an_announcement_is_not_stock():
     assert conservation(events, table, ["S"]) == []  # 2 + 3 received, 4 committed; 5 announced
     table["s:S"]["levels"]["east"] = [3, 0]
     assert len(conservation(events, table, ["S"])) == 1
+
+
+def test_a_unit_cost_is_refused_where_the_stock_logic_refuses_it():
+    calls = [_cmd("c0", {"type": "CreateProduct", "name": "p", "unit_cost": "12.34567"}, accepted=False,
+                  outcome="fail", kind="CommandRejected"),
+             _cmd("c1", {"type": "CreateProduct", "name": "p", "unit_cost": "12.5000"}, kind="ProductCreated")]
+    events = [_event("c0", "CommandRejected", 0, command_type="CreateProduct", reason="OTHER"),
+              _event("c1", "ProductCreated", 1, name="p", components={}, unit_cost="12.5000")]
+    _clean_report(check(calls, events, {}))
+    accepted = [_event("c0", "ProductCreated", 1, name="p", components={}, unit_cost="12.3457")]
+    assert check(calls[:1], accepted, {}).history_anomalies >= 1

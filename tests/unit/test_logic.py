@@ -484,3 +484,31 @@ def test_allocations_on_stocked_warehouses_hold_exactly_their_plan(commands):
                 (e.warehouse, e.body.quantity, e.body.reservation_id) for e in held]
             assert [e.seq for e in held] == list(range(event.seq + 1, event.seq + 1 + len(parts)))
             assert all(e.command_id == event.command_id for e in held)
+
+
+# ---------------------------------------------------------------------------- unit costs
+def test_the_unit_cost_goes_into_the_event_and_the_product_with_4_places():
+    from decimal import Decimal
+
+    state, [created] = run(SkuState(SKU), cmd("p", CreateProduct("Shirt", unit_cost=Decimal("12.5"))))
+    assert created.body.unit_cost == Decimal("12.5") and str(created.body.unit_cost) == "12.5000"
+    assert state.product.unit_cost == Decimal("12.5000")
+    variant, [own] = run(SkuState(SKU), cmd("v", CreateProduct("Shirt, L", parent="S", unit_cost=Decimal("7"))))
+    assert own.body.unit_cost == Decimal("7") and variant.product.unit_cost == Decimal("7")
+    assert stocked(1).product.unit_cost is None, "no cost: not known"
+
+
+def test_a_unit_cost_the_read_model_cannot_hold_is_refused_and_so_is_a_bundles():
+    from decimal import Decimal
+
+    from streams.stock.logic import MAX_UNIT_COST
+
+    for bad in (Decimal("-0.0001"), MAX_UNIT_COST + Decimal("0.0001"), Decimal("1.23456"), Decimal("NaN")):
+        state, [refused] = run(SkuState(SKU), cmd("p", CreateProduct("Shirt", unit_cost=bad)))
+        assert isinstance(refused.body, CommandRejected) and state.product is None, bad
+        assert refused.body.reason is RejectReason.OTHER and "unit cost" in refused.body.detail
+    _, [bundled] = run(SkuState(SKU), cmd("b", CreateProduct("Set", components={"A": 1}, unit_cost=Decimal(1))))
+    assert isinstance(bundled.body, CommandRejected) and "bundle" in bundled.body.detail
+    for fine in (Decimal(0), MAX_UNIT_COST, Decimal("1.23450")):
+        _, [created] = run(SkuState(SKU), cmd("p", CreateProduct("Shirt", unit_cost=fine)))
+        assert created.body.unit_cost == fine, fine

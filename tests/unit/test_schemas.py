@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 
 import pytest
 from fastavro import parse_schema
+from fastavro.schema import to_parsing_canonical_form
 
 from common.errors import SchemaError, UnknownSchemaError
 from schemas import (
     COMMAND_SCHEMA, EVENT_SCHEMA, SCHEMA_DIR, AvroCodec, alert_codec, command_codec, event_codec, load,
-    released_writers, warehouse_command_codec, warehouse_event_codec,
+    released_form, released_writers, schema_fingerprint, warehouse_command_codec, warehouse_event_codec,
 )
 from streams.stock.records import (
     AdjustStock, AllocateLine, Allocated, AllocationPart, AllocationRejected, BackorderCancelled, Backordered,
@@ -241,3 +243,63 @@ def test_a_valid_record_with_bytes_after_it_is_refused():
     assert codec.decode(encoded)["command_id"] == "c-1"
     with pytest.raises(SchemaError, match="bytes after"):
         codec.decode(encoded + b"\x00junk")
+
+
+# ---------------------------------------------------------------------------- unit costs
+@pytest.mark.parametrize("cost", [None, Decimal("0"), Decimal("12.5"), Decimal("0.0001"), Decimal("1234.5678"),
+                                  Decimal("99999999999999.9999")])
+def test_a_unit_cost_round_trips_as_a_decimal(cost):
+    command = Command("c", "SKU-1", 1, CreateProduct("Shirt", unit_cost=cost), "api")
+    decoded = command_from_avro(command_codec().decode(command_codec().encode(command_to_avro(command))))
+    assert decoded == command and decoded.body.unit_cost == cost
+    event = Event("e", "c", "SKU-1", 1, 1, "", 0, 0, ProductCreated("Shirt", unit_cost=cost))
+    body = event_from_avro(event_codec().decode(event_codec().encode(event_to_avro(event)))).body
+    assert body == event.body
+    assert body.unit_cost is None if cost is None else (type(body.unit_cost), str(body.unit_cost)) == \
+        (Decimal, f"{cost:.4f}")
+
+
+def test_more_than_4_decimal_places_do_not_fit_the_schema():
+    command = Command("c", "SKU-1", 1, CreateProduct("Shirt", unit_cost=Decimal("1.23456")))
+    with pytest.raises(SchemaError):
+        command_codec().encode(command_to_avro(command))
+
+
+def test_products_written_before_costs_decode_with_none():
+    command = Command("c", "SKU-1", 1, CreateProduct("Shirt"))
+    event = Event("e", "c", "SKU-1", 1, 1, "", 0, 0, ProductCreated("Shirt"))
+    for name, record, to_avro, from_avro in ((COMMAND_SCHEMA, command, command_to_avro, command_from_avro),
+                                             (EVENT_SCHEMA, event, event_to_avro, event_from_avro)):
+        current = AvroCodec(load(name), released_writers(name))
+        for writer_schema in released_writers(name):
+            old = {**to_avro(record), "body": (to_avro(record)["body"][0],
+                                               {k: v for k, v in to_avro(record)["body"][1].items() if k != "unit_cost"})}
+            data = AvroCodec(parse_schema(writer_schema, _write_hint=False)).encode(old)
+            assert from_avro(current.decode(data)).body.unit_cost is None
+
+
+def test_a_release_of_the_current_schema_keeps_the_cost_a_decimal():
+    """fastavro applies the writer's logical types, which the bare canonical form drops:
+    ``released_form`` keeps them, and a codec keeps its own schema for its own fingerprint."""
+    event = Event("e", "c", "SKU-1", 1, 1, "", 0, 0, ProductCreated("Shirt", unit_cost=Decimal("3.25")))
+    released = json.loads(released_form(EVENT_SCHEMA))
+    assert schema_fingerprint(released) == schema_fingerprint(load(EVENT_SCHEMA))
+    later_reader = AvroCodec(parse_schema(_newer_event_schema(), _write_hint=False), (released,))
+    decoded = event_from_avro(later_reader.decode(event_codec().encode(event_to_avro(event))))
+    assert decoded.body.unit_cost == Decimal("3.25")
+
+    bare = json.loads(to_parsing_canonical_form(load(EVENT_SCHEMA)))
+    assert "logicalType" not in json.dumps(bare)
+    codec = AvroCodec(load(EVENT_SCHEMA), (bare,))  # a bare copy under the same fingerprint
+    assert event_from_avro(codec.decode(codec.encode(event_to_avro(event)))).body.unit_cost == Decimal("3.25")
+
+
+def _newer_event_schema():
+    raw = copy.deepcopy(load(EVENT_SCHEMA))
+    raw["fields"].append({"name": "trace_id", "type": ["null", "string"], "default": None})
+    return raw
+
+
+def test_a_released_form_without_logical_types_is_the_canonical_form():
+    for name in ("inventory.orders.OrderCommand", "inventory.warehouses.WarehouseEvent"):
+        assert released_form(name) == json.dumps(json.loads(to_parsing_canonical_form(load(name))), indent=1) + "\n"

@@ -361,3 +361,23 @@ def test_a_tick_over_a_batch_sees_the_batch_and_is_recorded_before_its_expiries(
     expiry = next(i for i, k in enumerate(keys) if k.startswith(f"c:{SKU}:expire:"))
     assert expiry > next(i for i, k in enumerate(keys) if k.startswith("t:")), \
         "the tick's record goes before the expiries it decides"
+
+
+def test_a_unit_cost_survives_the_changelogs_json_and_an_older_state_loads_without_one():
+    """The table's values travel as JSON (streams/partition/local.py): the cost, in the SKU and
+    in the command's record, must too; a SKU written before costs (6 product fields) has none."""
+    import json
+    from decimal import Decimal
+
+    table = RecordingTable()
+    created = StockStore(table).handle(cmd("create", CreateProduct("Shirt", unit_cost=Decimal("12.5"))))
+    copied = json.loads(json.dumps(dict(table)))
+    store = StockStore(copied)
+    assert store.sku(SKU).product.unit_cost == Decimal("12.5000")
+    assert store.handle(cmd("create", CreateProduct("Shirt", unit_cost=Decimal("12.5")))) == created
+    assert store.handle(cmd("create", CreateProduct("Shirt")))[0].body.unit_cost == Decimal("12.5000")
+
+    copied[f"s:{SKU}"]["product"] = copied[f"s:{SKU}"]["product"][:6]
+    assert StockStore(copied).sku(SKU).product.unit_cost is None
+    copied[f"s:{SKU}"]["product"] = copied[f"s:{SKU}"]["product"][:5]  # before bundles too
+    assert StockStore(copied).sku(SKU).product.components == {}
