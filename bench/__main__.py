@@ -37,6 +37,8 @@ __all__ = ["main"]
 log = logging.getLogger("bench")
 CLIENTS = (16, 256, 512)
 PY = sys.executable
+# How long the analytics worker gets to join its group and count the backlog before it is measured.
+ANALYTICS_WARMUP_S = 30
 METRICS_OFF = {"INVENTORY_WORKER_METRICS_PORT": "0", "INVENTORY_LEDGER_METRICS_PORT": "0"}
 
 
@@ -109,6 +111,20 @@ class Bench:
         rate = round(share * peak_rps, 1)
         run = await self.metered("bench.kafka_load", "--mode", "pipeline", "--rate", str(rate))
         log.info("latency at %s/s: p50 %s ms, p99 %s ms", rate, run["p50_ms"], run["p99_ms"])
+        return run
+
+    async def with_analytics(self) -> dict:
+        """The 256-client pipeline again with the analytics worker counting the same events: the
+        reservation path must not slow down because of it (it only competes for the same CPU)."""
+        analytics = self.child("analytics", "-m", "streams", "analytics", "--loglevel", "warn",
+                               env={"INVENTORY_ANALYTICS_DATA_DIR": str(self.workdir / "analytics-data"),
+                                    "INVENTORY_ANALYTICS_METRICS_PORT": "0"})
+        await asyncio.sleep(ANALYTICS_WARMUP_S)  # it joins its group and catches up first
+        try:
+            run = await self.metered("bench.kafka_load", "--mode", "pipeline", "--clients", "256")
+        finally:
+            analytics.stop()
+        log.info("pipeline at 256 clients with the analytics worker: %s decisions/s", run["rps"])
         return run
 
     async def raw_loop(self) -> dict:
@@ -197,6 +213,7 @@ class Bench:
             # The same at a fifth of the peak: what a decision takes when the machine is not busy.
             details["latency_20"] = await self.latency(peak, 0.2)
             worker_rss = rss_mb(self.stock.pid)
+            details["with_analytics"] = await self.with_analytics()
             details["raw_loop"] = await self.raw_loop()
             details["pg_sync_on"] = await self.postgres("on")
             details["pg_sync_off"] = await self.postgres("off")
@@ -231,12 +248,16 @@ def summarize(details: dict, started: str, seconds: float, worker_rss: float,
             for share, run in (("20", details.get("latency_20")), ("60", details["latency"])) if run},
         "http_rps": details["http"]["rps"],
         "rps_by_clients": {c: run["rps"] for c, run in pipeline.items()},
+        # The same 256-client phase with the analytics worker running beside (bench.with_analytics).
+        # (None in the records of runs from before it was measured.)
+        "pipeline_rps_with_analytics": details.get("with_analytics", {}).get("rps"),
         "worker_rss_mb": worker_rss,
         "recovery_s_100k_skus": details["recovery"]["restart_to_serving_s"],
         # What bounds the rates on this machine: CPU per decision, by process group, at 256 clients.
         "cpu_ms_per_decision": {
             "pipeline": pipeline["256"]["cpu_ms_per_decision"],
             "raw_loop": details["raw_loop"]["cpu_ms_per_decision"],
+            "pipeline_with_analytics": details.get("with_analytics", {}).get("cpu_ms_per_decision"),
             "pg_baseline": details["pg_sync_off" if sync_off >= sync_on else "pg_sync_on"]["256"]["cpu_ms_per_decision"],
         },
     }

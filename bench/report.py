@@ -19,7 +19,7 @@ def _table(results: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     lines.insert(1, "|---" * len(rows[0]) + "|")
     keys = ["pipeline_rps", "pg_baseline_rps", "pg_baseline_sync_rps", "ratio_vs_pg",
-            "aiokafka_loop_rps", "ratio_vs_aiokafka", "p50_ms", "p99_ms", "http_rps",
+            "aiokafka_loop_rps", "ratio_vs_aiokafka", "pipeline_rps_with_analytics", "p50_ms", "p99_ms", "http_rps",
             "worker_rss_mb", "recovery_s_100k_skus"]
     figures = [f"| {key} | {results[key]} |" for key in keys]
     figures += [f"| p50 / p99 ms at {load} ({run['rps']}/s) | {run['p50_ms']} / {run['p99_ms']} |"
@@ -49,7 +49,8 @@ def _machine_lines(details: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _cpu_table(cpu: dict[str, dict[str, float]]) -> list[str]:
+def _cpu_table(cpu: dict[str, dict[str, float] | None]) -> list[str]:
+    cpu = {run: per for run, per in cpu.items() if per}  # a phase an older run did not have
     groups = sorted({g for per in cpu.values() for g in per if g != "total"})
     runs = list(cpu)
     lines = ["| process | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
