@@ -28,19 +28,8 @@ find_chromium() {
   return 1
 }
 
-apt_install() { # as scripts/stack.sh: quietly, as root, the package's services never started
-  say "installing Debian packages: $*"
-  [ "$(id -u)" = 0 ] || die "need root to apt-get install $* (or install chromium yourself, or set CHROMIUM_PATH)"
-  if [ ! -f "$STACK_DIR/.apt-updated" ]; then
-    apt-get update -qq >&2
-    mkdir -p "$STACK_DIR" && touch "$STACK_DIR/.apt-updated"
-  fi
-  local policy=/usr/sbin/policy-rc.d created=0
-  if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' >$policy; chmod +x $policy; created=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-  [ $created = 1 ] && rm -f $policy
-  return 0
-}
+# shellcheck source=scripts/apt.sh
+. "$ROOT/scripts/apt.sh"
 
 ensure() {
   find_chromium && return 0

@@ -47,20 +47,8 @@ wait_for() { # wait_for <what> <seconds> <command...>
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-apt_install() {
-  say "installing Debian packages: $*"
-  [ "$(id -u)" = 0 ] || die "need root to apt-get install $* (or install them yourself)"
-  if [ ! -f "$STACK_DIR/.apt-updated" ]; then
-    apt-get update -qq >&2
-    mkdir -p "$STACK_DIR" && touch "$STACK_DIR/.apt-updated"
-  fi
-  # policy-rc.d 101: the packages' own services must not start; we run our own instances.
-  local policy=/usr/sbin/policy-rc.d created=0
-  if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' >$policy; chmod +x $policy; created=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-  [ $created = 1 ] && rm -f $policy
-  return 0
-}
+# shellcheck source=scripts/apt.sh
+. "$ROOT/scripts/apt.sh"
 
 # ---------------------------------------------------------------- Kafka
 kafka_libs() {
