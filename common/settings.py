@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     analytics_app_id: str = "inventory-analytics"
     analytics_data_dir: str = ".local/analytics"
     analytics_metrics_port: int = 9103
+    # The worker's CPU priority (nice, 0-19): on a machine it shares with the stock worker, the
+    # ledger and the API, it takes only the CPU they leave: it falls behind under load and catches
+    # up after, rather than slow a reservation (bench/README.md, "with the analytics worker").
+    analytics_nice: int = Field(10, ge=0, le=19)
     # How long after a window ended its cell stays in the worker's tables (faust's ``expires``,
     # by wall clock). An event of a window that old is not counted (a late event would otherwise
     # start a partial cell that overwrites the complete one); PostgreSQL keeps every cell.

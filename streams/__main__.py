@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def _run_stock(args: list[str], settings: Settings) -> None:
 
 
 def _run_analytics(args: list[str], settings: Settings) -> None:
+    # Background work: the reservation path's processes come first for the CPU (settings.py).
+    os.nice(settings.analytics_nice)
     # Its tables' RocksDB, like the stock worker's state, is only good for the cluster it came from.
     claim_data_dir(Path(settings.analytics_data_dir), asyncio.run(kafka_cluster_id(settings)),
                    settings.changelog_delete_retention_s)

@@ -4,6 +4,7 @@ the output topic read by a real consumer, and a kill -9 of the worker mid-stream
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -211,3 +212,12 @@ async def test_the_analytics_match_the_ledger_also_across_a_kill(client, setting
                                                                 "until": "2030-01-01T00:00:00Z"})
     assert response.status_code == 422
     await assert_invariants(settings, engine, [costed, plain])
+
+
+async def test_the_analytics_worker_yields_the_cpu_to_the_reservation_path(settings, analytics, worker):
+    """It runs at a lower CPU priority than the stock worker, so on a shared machine it only takes
+    what the reservation path leaves (bench/README.md measures the pipeline with it running)."""
+    assert analytics.alive, analytics.tail()
+    assert settings.analytics_nice > 0
+    ours = os.getpriority(os.PRIO_PROCESS, worker.proc.pid)
+    assert os.getpriority(os.PRIO_PROCESS, analytics.proc.pid) == min(19, ours + settings.analytics_nice)
