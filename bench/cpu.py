@@ -20,8 +20,9 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("broker", "kafka.Kafka"),
     ("stock_worker", "streams stock"),
     ("ledger_worker", "streams ledger"),
+    ("analytics_worker", "streams analytics"),
     ("raw_loop", "bench.raw_loop"),
-    ("api", "api.main:app"),
+    ("api", "-m api"),  # `python -m api` (api/__main__.py)
     ("postgres", "postgres"),
     ("redis", "redis-server"),
 )
