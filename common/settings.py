@@ -160,8 +160,8 @@ class Settings(BaseSettings):
     analytics_data_dir: str = ".local/analytics"
     analytics_metrics_port: int = 9103
     # The worker's CPU priority (nice, 0-19): on a machine it shares with the stock worker, the
-    # ledger and the API, it takes only the CPU they leave: it falls behind under load and catches
-    # up after, rather than slow a reservation (bench/README.md, "with the analytics worker").
+    # ledger and the API, its own CPU comes after theirs. The broker and PostgreSQL work its
+    # records cause is not lowered by it (bench/README.md, "The analytics worker").
     analytics_nice: int = Field(10, ge=0, le=19)
     # How long after a window ended its cell stays in the worker's tables (faust's ``expires``,
     # by wall clock). An event of a window that old is not counted (a late event would otherwise
