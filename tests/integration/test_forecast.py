@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert
 
 from storage.models import analytics_windows
 
@@ -20,14 +20,25 @@ def _day(offset: int) -> datetime:
     return datetime.combine(today + timedelta(days=offset), time.min, tzinfo=timezone.utc)
 
 
+# The analytics worker may be running (a session fixture) and writes today's real cell of these
+# SKUs (their receipts): a synthetic row replaces it, and its offset is past any real one, so the
+# worker's forward-only upsert never replaces the synthetic row.
+_SYNTHETIC_OFFSET = 2**62
+
+
 def _row(sku: str, offset: int, units: int, warehouse: str = "default") -> dict:
     return {"granularity": "day", "window_start": _day(offset), "sku": sku, "warehouse": warehouse,
-            "demand_units": units, "reserved_units": units, "source_partition": 0, "last_offset": 0}
+            "demand_units": units, "reserved_units": units, "source_partition": 0,
+            "last_offset": _SYNTHETIC_OFFSET}
 
 
 async def _insert(engine, rows: list[dict]) -> None:
+    stmt = insert(analytics_windows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["granularity", "window_start", "sku", "warehouse"],
+        set_={name: stmt.excluded[name] for name in ("demand_units", "reserved_units", "last_offset")})
     async with engine.begin() as conn:
-        await conn.execute(insert(analytics_windows), rows)
+        await conn.execute(stmt, rows)
 
 
 async def _forecast(client, settings, sku: str, **params) -> dict:
