@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.analytics import analytics_caught_up, analytics_lag
 from bench.cpu import CpuMeter, per_decision_ms
 from bench.kafka_load import LOOP_COMMANDS, LOOP_EVENTS, make_pipe
 from bench.pg_baseline import asyncpg_dsn, prepare
@@ -37,8 +38,8 @@ __all__ = ["main"]
 log = logging.getLogger("bench")
 CLIENTS = (16, 256, 512)
 PY = sys.executable
-# How long the analytics worker gets to join its group and count the backlog before it is measured.
-ANALYTICS_WARMUP_S = 30
+# The longest the analytics worker gets to join its group and count the backlog before it is measured.
+ANALYTICS_CATCH_UP_TIMEOUT_S = 300
 METRICS_OFF = {"INVENTORY_WORKER_METRICS_PORT": "0", "INVENTORY_LEDGER_METRICS_PORT": "0"}
 
 
@@ -114,18 +115,33 @@ class Bench:
         return run
 
     async def with_analytics(self) -> dict:
-        """The 256-client pipeline again with the analytics worker counting the same events: the
-        reservation path must not slow down because of it (it only competes for the same CPU)."""
+        """The 256-client pipeline side by side without and with the analytics worker counting the
+        same events: without it, with it (once it has counted the backlog, so that what is measured
+        is its steady cost, not a catch-up), and without it again. The reservation path must not
+        slow down because of it (it only competes for the same CPU and broker)."""
+        before = await self.pipeline_256()
         analytics = self.child("analytics", "-m", "streams", "analytics", "--loglevel", "warn",
                                env={"INVENTORY_ANALYTICS_DATA_DIR": str(self.workdir / "analytics-data"),
                                     "INVENTORY_ANALYTICS_METRICS_PORT": "0"})
-        await asyncio.sleep(ANALYTICS_WARMUP_S)  # it joins its group and catches up first
         try:
-            run = await self.metered("bench.kafka_load", "--mode", "pipeline", "--clients", "256")
+            backlog = await analytics_lag(self.settings)
+            began = time.perf_counter()
+            caught_up = await analytics_caught_up(self.settings, ANALYTICS_CATCH_UP_TIMEOUT_S)
+            catch_up_s = round(time.perf_counter() - began, 1) if caught_up else None
+            run = await self.pipeline_256()
+            run["lag_at_end"] = await analytics_lag(self.settings)
         finally:
             analytics.stop()
-        log.info("pipeline at 256 clients with the analytics worker: %s decisions/s", run["rps"])
+        after = await self.pipeline_256()
+        without = round((before["rps"] + after["rps"]) / 2, 1)
+        run.update(backlog_events=backlog, catch_up_s=catch_up_s, without_rps=without,
+                   without_runs=[before, after], ratio=round(run["rps"] / without, 3) if without else None)
+        log.info("pipeline at 256 clients: %s/s without the analytics worker, %s/s with it (ratio %s)",
+                 without, run["rps"], run["ratio"])
         return run
+
+    async def pipeline_256(self) -> dict:
+        return await self.metered("bench.kafka_load", "--mode", "pipeline", "--clients", "256")
 
     async def raw_loop(self) -> dict:
         loop = self.child("raw-loop", "-m", "bench.raw_loop")
@@ -248,9 +264,11 @@ def summarize(details: dict, started: str, seconds: float, worker_rss: float,
             for share, run in (("20", details.get("latency_20")), ("60", details["latency"])) if run},
         "http_rps": details["http"]["rps"],
         "rps_by_clients": {c: run["rps"] for c, run in pipeline.items()},
-        # The same 256-client phase with the analytics worker running beside (bench.with_analytics).
-        # (None in the records of runs from before it was measured.)
+        # The 256-client phase side by side: with the analytics worker running beside, and without
+        # it just before and just after (bench.with_analytics; the mean of those two).
         "pipeline_rps_with_analytics": details.get("with_analytics", {}).get("rps"),
+        "pipeline_rps_without_analytics": details.get("with_analytics", {}).get("without_rps"),
+        "analytics_rps_ratio": details.get("with_analytics", {}).get("ratio"),
         "worker_rss_mb": worker_rss,
         "recovery_s_100k_skus": details["recovery"]["restart_to_serving_s"],
         # What bounds the rates on this machine: CPU per decision, by process group, at 256 clients.

@@ -19,9 +19,10 @@ def _table(results: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     lines.insert(1, "|---" * len(rows[0]) + "|")
     keys = ["pipeline_rps", "pg_baseline_rps", "pg_baseline_sync_rps", "ratio_vs_pg",
-            "aiokafka_loop_rps", "ratio_vs_aiokafka", "pipeline_rps_with_analytics", "p50_ms", "p99_ms", "http_rps",
+            "aiokafka_loop_rps", "ratio_vs_aiokafka", "pipeline_rps_without_analytics",
+            "pipeline_rps_with_analytics", "analytics_rps_ratio", "p50_ms", "p99_ms", "http_rps",
             "worker_rss_mb", "recovery_s_100k_skus"]
-    figures = [f"| {key} | {results[key]} |" for key in keys]
+    figures = [f"| {key} | {results.get(key)} |" for key in keys]
     figures += [f"| p50 / p99 ms at {load} ({run['rps']}/s) | {run['p50_ms']} / {run['p99_ms']} |"
                 for load, run in results.get("latency_by_load", {}).items()]
     goals = [f"| {goal} | {'met' if ok else 'not met'} |" for goal, ok in results["goals"].items()]

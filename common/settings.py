@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     # start a partial cell that overwrites the complete one); PostgreSQL keeps every cell.
     analytics_hour_retention_days: float = 7
     analytics_day_retention_days: float = 62
+    # Stock events folded per batch, and the longest wait for one. Each cell a batch touches is
+    # written and published once, so a longer batch costs the broker and PostgreSQL less per event
+    # and makes the figures that much later (bench/README.md, "The analytics worker").
+    analytics_batch_size: int = Field(5000, ge=1)
+    analytics_batch_s: float = Field(1.0, gt=0)
     # The sink into analytics_windows: cells per PostgreSQL transaction, and the longest wait for one.
     analytics_sink_batch_size: int = 500
     analytics_sink_batch_s: float = 0.5
