@@ -8,6 +8,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import TopicPartition
 
 from common.settings import Settings
@@ -28,7 +29,10 @@ async def analytics_lag(settings: Settings) -> int:
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.analytics_app_id)
+        try:
+            committed = await admin.list_consumer_group_offsets(settings.analytics_app_id)
+        except GroupCoordinatorNotAvailableError:  # a broker without any group yet
+            committed = {}
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
     finally:

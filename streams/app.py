@@ -18,13 +18,14 @@ import faust
 
 from common.logs import faust_logging_config
 from common.settings import get_settings
-from streams.tuning import limit_fetch_wait
+from streams.tuning import commit_across_offset_gaps, limit_fetch_wait
 from streams.topics import ORDER_COMMANDS, STOCK_COMMANDS, WAREHOUSE_COMMANDS
 
 __all__ = ["app", "settings", "stock_commands", "warehouse_commands", "order_commands"]
 
 settings = get_settings()
 limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
+commit_across_offset_gaps()
 
 
 def _broker_url(servers: str) -> str:

@@ -32,13 +32,14 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from common.logs import faust_logging_config
 from common.settings import get_settings
 from streams.topics import INVENTORY_ANALYTICS, STOCK_EVENTS
-from streams.tuning import limit_fetch_wait
+from streams.tuning import commit_across_offset_gaps, limit_fetch_wait
 
 __all__ = ["app", "settings", "stock_events", "inventory_analytics", "hourly", "daily", "unit_costs",
            "retention_ms"]
 
 settings = get_settings()
 limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
+commit_across_offset_gaps()
 
 
 def _read_committed() -> None:
