@@ -6,12 +6,8 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError
-from aiokafka.structs import TopicPartition
-
 from common.settings import Settings
+from streams.admin import consumer_group_lag
 from streams.topics import STOCK_EVENTS
 
 __all__ = ["analytics_lag", "analytics_caught_up"]
@@ -20,34 +16,17 @@ log = logging.getLogger(__name__)
 
 
 async def analytics_lag(settings: Settings) -> int:
-    """Records of ``stock-events`` past the analytics group's committed offsets (all of them when
-    it has committed none). A transaction's commit marker takes an offset too, so a group that has
-    counted everything may be one behind per partition."""
-    partitions = [TopicPartition(STOCK_EVENTS, p) for p in range(settings.topic_partitions)]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    await consumer.start()
-    try:
-        try:
-            committed = await admin.list_consumer_group_offsets(settings.analytics_app_id)
-        except GroupCoordinatorNotAvailableError:  # a broker without any group yet
-            committed = {}
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    return sum(ends[tp] - max(starts[tp], committed[tp].offset if tp in committed else 0) for tp in partitions)
+    """Offsets of ``stock-events`` past the analytics group's committed ones (markers included)."""
+    return sum((await consumer_group_lag(settings, settings.analytics_app_id, STOCK_EVENTS)).values())
 
 
 async def analytics_caught_up(settings: Settings, timeout_s: float, poll_s: float = 1.0) -> bool:
     """Wait, bounded, until the analytics group is at most a commit marker behind per partition."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        lag = await analytics_lag(settings)
-        if lag <= settings.topic_partitions:
+        lag = await consumer_group_lag(settings, settings.analytics_app_id, STOCK_EVENTS)
+        if all(behind <= 1 for behind in lag.values()):
             return True
-        log.info("analytics worker %s records behind", lag)
+        log.info("analytics worker %s records behind", sum(lag.values()))
         await asyncio.sleep(poll_s)
     return False

@@ -171,8 +171,11 @@ class Settings(BaseSettings):
     # Stock events folded per batch, and the longest wait for one. Each cell a batch touches is
     # written and published once, so a longer batch costs the broker and PostgreSQL less per event
     # and makes the figures that much later (bench/README.md, "The analytics worker").
-    analytics_batch_size: int = Field(5000, ge=1)
-    analytics_batch_s: float = Field(1.0, gt=0)
+    analytics_batch_size: int = Field(10_000, ge=1)
+    analytics_batch_s: float = Field(5.0, gt=0)
+    # Its consumer's fetches: the broker answers once it has this many bytes or this wait is over.
+    analytics_fetch_max_wait_ms: int = Field(500, ge=0)
+    analytics_fetch_min_bytes: int = Field(65_536, ge=1)
     # The sink into analytics_windows: cells per PostgreSQL transaction, and the longest wait for one.
     analytics_sink_batch_size: int = 500
     analytics_sink_batch_s: float = 0.5

@@ -7,16 +7,18 @@ import logging
 
 import time
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
 
 from common.settings import Settings, get_settings
 from schemas import warehouse_command_codec
 from streams.topics import WAREHOUSE_COMMANDS, topic_specs
 from streams.warehouses.records import CreateWarehouse, WarehouseCommand, warehouse_command_to_avro
 
-__all__ = ["ensure_topics", "ensure_topics_when_up", "kafka_cluster_id", "create_default_warehouse"]
+__all__ = ["ensure_topics", "ensure_topics_when_up", "kafka_cluster_id", "create_default_warehouse",
+           "consumer_group_lag"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,29 @@ async def kafka_cluster_id(settings: Settings) -> str:
         return str((await admin.describe_cluster())["cluster_id"])
     finally:
         await admin.close()
+
+
+async def consumer_group_lag(settings: Settings, group_id: str, topic: str) -> dict[int, int]:
+    """Per partition of ``topic``: offsets past ``group_id``'s committed one (all of them when it
+    has committed none). A transaction's commit marker takes an offset too, so a group that has
+    consumed everything of a transactional topic may be one behind per partition."""
+    partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    await consumer.start()
+    try:
+        try:
+            committed = await admin.list_consumer_group_offsets(group_id)
+        except GroupCoordinatorNotAvailableError:  # a broker without any group yet
+            committed = {}
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return {tp.partition: ends[tp] - max(starts[tp], committed[tp].offset if tp in committed else 0)
+            for tp in partitions}
 
 
 async def create_default_warehouse(settings: Settings) -> None:

@@ -108,17 +108,22 @@ def _load(cell_id: CellId) -> Cell | None:
         return None
 
 
-def _unit_cost(event: Event) -> Decimal | None:
-    """The SKU's unit cost; a ``ProductCreated`` with a cost records it."""
+def _unit_cost(event: Event, costs: dict[str, Decimal | None]) -> Decimal | None:
+    """The SKU's unit cost (read from the table once a batch, into ``costs``); a ``ProductCreated``
+    with a cost records it."""
     if (cost := unit_cost_of(event)) is not None:
         unit_costs[event.sku] = str(cost)
+        costs[event.sku] = cost
         return cost
-    known = unit_costs.get(event.sku)
-    return None if known is None else Decimal(known)
+    if event.sku not in costs:
+        known = unit_costs.get(event.sku)
+        costs[event.sku] = None if known is None else Decimal(known)
+    return costs[event.sku]
 
 
-def _fold(batch: CellBatch, event: Event, partition: int, offset: int, now_ms: int) -> None:
-    cost = _unit_cost(event)
+def _fold(batch: CellBatch, costs: dict[str, Decimal | None], event: Event, partition: int, offset: int,
+          now_ms: int) -> None:
+    cost = _unit_cost(event, costs)
     if isinstance(event.body, ProductCreated):
         return
     for granularity in _WINDOWS:
@@ -132,7 +137,7 @@ def _fold(batch: CellBatch, event: Event, partition: int, offset: int, now_ms: i
 
 async def _count_batch(records: Sequence[EventT]) -> None:
     """Fold a batch, then write each cell it changed once and publish each cell it touched once."""
-    batch = CellBatch(_load)
+    batch, costs = CellBatch(_load), {}
     now_ms = int(time.time() * 1000)
     for record in records:
         message = record.message
@@ -140,7 +145,7 @@ async def _count_batch(records: Sequence[EventT]) -> None:
         if event is None:
             continue
         with _processing(record):
-            _fold(batch, event, message.partition, message.offset, now_ms)
+            _fold(batch, costs, event, message.partition, message.offset, now_ms)
     by_partition = {record.message.partition: record for record in records}
     for cell_id, cell in batch.changed():
         with _processing(by_partition[cell.source_partition]):

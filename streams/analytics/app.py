@@ -38,7 +38,9 @@ __all__ = ["app", "settings", "stock_events", "inventory_analytics", "hourly", "
            "retention_ms"]
 
 settings = get_settings()
-limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
+# Fewer, fuller fetches: the figures may be late, and each fetch costs this worker and the broker
+# CPU that the reservation path shares.
+limit_fetch_wait(settings.analytics_fetch_max_wait_ms, settings.analytics_fetch_min_bytes)
 commit_across_offset_gaps()
 
 

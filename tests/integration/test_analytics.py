@@ -16,7 +16,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import text
 
 from streams.analytics.cells import cell_from_avro, window_cell_codec
-from streams.topics import INVENTORY_ANALYTICS, STOCK_EVENTS
+from streams.admin import consumer_group_lag
+from streams.topics import INVENTORY_ANALYTICS, STOCK_COMMANDS, STOCK_EVENTS
 from tests.integration.conftest import assert_invariants, new_sku
 
 COST = Decimal("2.5")
@@ -128,6 +129,15 @@ async def _rewind(settings) -> None:
         await consumer.stop()
 
 
+async def _committed_to_the_end(settings, group: str, topic: str, timeout_s: float = 60) -> None:
+    """Wait, bounded, until ``group`` has committed ``topic`` to its end: at most a transaction's
+    commit marker behind per partition (faust alone committed one transaction per commit)."""
+    deadline = time.monotonic() + timeout_s
+    while (lag := await consumer_group_lag(settings, group, topic)) and any(b > 1 for b in lag.values()):
+        assert time.monotonic() < deadline, f"{group} stays behind on {topic}: {lag}"
+        await asyncio.sleep(0.5)
+
+
 async def test_the_analytics_match_the_ledger_also_across_a_kill(client, settings, engine, analytics):
     category = f"cat-{uuid.uuid4().hex[:10]}"
     north = f"an-{uuid.uuid4().hex[:8]}"
@@ -211,6 +221,11 @@ async def test_the_analytics_match_the_ledger_also_across_a_kill(client, setting
     response = await client.get("/analytics/inventory", params={"since": "2030-01-02T00:00:00Z",
                                                                 "until": "2030-01-01T00:00:00Z"})
     assert response.status_code == 422
+
+    # Both topics are written in transactions (stock-commands by the order agent): each worker
+    # commits past their markers to the end, the analytics worker from its rewind to 0 on.
+    await _committed_to_the_end(settings, settings.analytics_app_id, STOCK_EVENTS)
+    await _committed_to_the_end(settings, settings.app_id, STOCK_COMMANDS)
     await assert_invariants(settings, engine, [costed, plain])
 
 

@@ -228,3 +228,9 @@ def test_every_build_copies_every_package():
 def test_the_stock_worker_is_restarted_when_it_stops():
     # It stops on purpose (exit code 70) when a batch did not commit (streams/partition/owner.py).
     assert _services()["worker"].get("restart") in ("unless-stopped", "always", "on-failure")
+
+
+def test_the_analytics_worker_weighs_less_for_the_cpu_than_the_reservation_path():
+    services = _compose()["services"]
+    assert services["analytics"]["cpu_shares"] < 1024  # Docker's default, which the others keep
+    assert all("cpu_shares" not in services[name] for name in ("worker", "ledger", "api"))
