@@ -40,6 +40,8 @@ CLIENTS = (16, 256, 512)
 PY = sys.executable
 # The longest the analytics worker gets to join its group and count the backlog before it is measured.
 ANALYTICS_CATCH_UP_TIMEOUT_S = 300
+# How many times the 256-client pipeline is measured without, then with, the analytics worker.
+ANALYTICS_PAIRS = 3
 METRICS_OFF = {"INVENTORY_WORKER_METRICS_PORT": "0", "INVENTORY_LEDGER_METRICS_PORT": "0"}
 
 
@@ -116,29 +118,38 @@ class Bench:
 
     async def with_analytics(self) -> dict:
         """The 256-client pipeline side by side without and with the analytics worker counting the
-        same events: without it, with it (once it has counted the backlog, so that what is measured
-        is its steady cost, not a catch-up), and without it again. The reservation path must not
-        slow down because of it (it only competes for the same CPU and broker)."""
-        before = await self.pipeline_256()
+        same events, alternating ``ANALYTICS_PAIRS`` times so that the machine's drift and the
+        hypervisor's steal fall on both alike. Without: the worker is stopped (SIGSTOP: no CPU, no
+        fetches). With: it is resumed and has counted what it missed first, so what is measured is
+        its steady cost, not a catch-up. The reservation path must not slow down because of it."""
         analytics = self.child("analytics", "-m", "streams", "analytics", "--loglevel", "warn",
                                env={"INVENTORY_ANALYTICS_DATA_DIR": str(self.workdir / "analytics-data"),
                                     "INVENTORY_ANALYTICS_METRICS_PORT": "0"})
+        withouts, withs = [], []
         try:
             backlog = await analytics_lag(self.settings)
             began = time.perf_counter()
             caught_up = await analytics_caught_up(self.settings, ANALYTICS_CATCH_UP_TIMEOUT_S)
             catch_up_s = round(time.perf_counter() - began, 1) if caught_up else None
-            run = await self.pipeline_256()
-            run["lag_at_end"] = await analytics_lag(self.settings)
+            for _ in range(ANALYTICS_PAIRS):
+                analytics.pause()
+                withouts.append(await self.pipeline_256())
+                analytics.resume()
+                await analytics_caught_up(self.settings, ANALYTICS_CATCH_UP_TIMEOUT_S)
+                run = await self.pipeline_256()
+                run["lag_at_end"] = await analytics_lag(self.settings)
+                withs.append(run)
         finally:
             analytics.stop()
-        after = await self.pipeline_256()
-        without = round((before["rps"] + after["rps"]) / 2, 1)
-        run.update(backlog_events=backlog, catch_up_s=catch_up_s, without_rps=without,
-                   without_runs=[before, after], ratio=round(run["rps"] / without, 3) if without else None)
-        log.info("pipeline at 256 clients: %s/s without the analytics worker, %s/s with it (ratio %s)",
-                 without, run["rps"], run["ratio"])
-        return run
+        without, run = _median_run(withouts), _median_run(withs)
+        summary = {**run, "backlog_events": backlog, "catch_up_s": catch_up_s, "without_rps": without["rps"],
+                   "ratio": round(run["rps"] / without["rps"], 3) if without["rps"] else None,
+                   "rps_by_pair": [[a["rps"], b["rps"]] for a, b in zip(withouts, withs)],
+                   "without_runs": withouts, "with_runs": withs, "without_median_cpu": without["cpu_ms_per_decision"]}
+        log.info("pipeline at 256 clients, median of %s: %s/s without the analytics worker, %s/s with it "
+                 "(ratio %s; pairs %s)", ANALYTICS_PAIRS, without["rps"], run["rps"], summary["ratio"],
+                 summary["rps_by_pair"])
+        return summary
 
     async def pipeline_256(self) -> dict:
         return await self.metered("bench.kafka_load", "--mode", "pipeline", "--clients", "256")
@@ -241,6 +252,11 @@ class Bench:
         return summarize(details, started, time.perf_counter() - begin, worker_rss, self.spec)
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median rate (of an odd number of runs, the middle one)."""
+    return sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+
+
 def summarize(details: dict, started: str, seconds: float, worker_rss: float,
               spec: WorkloadSpec) -> dict:
     pipeline = details["pipeline"]
@@ -264,8 +280,8 @@ def summarize(details: dict, started: str, seconds: float, worker_rss: float,
             for share, run in (("20", details.get("latency_20")), ("60", details["latency"])) if run},
         "http_rps": details["http"]["rps"],
         "rps_by_clients": {c: run["rps"] for c, run in pipeline.items()},
-        # The 256-client phase side by side: with the analytics worker running beside, and without
-        # it just before and just after (bench.with_analytics; the mean of those two).
+        # The 256-client phase side by side, the median of three runs each, alternating: with the
+        # analytics worker running beside, and without it (bench.with_analytics).
         "pipeline_rps_with_analytics": details.get("with_analytics", {}).get("rps"),
         "pipeline_rps_without_analytics": details.get("with_analytics", {}).get("without_rps"),
         "analytics_rps_ratio": details.get("with_analytics", {}).get("ratio"),

@@ -52,9 +52,19 @@ class Child:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
 
+    def pause(self) -> None:
+        """SIGSTOP: it takes no CPU and sends nothing until ``resume``."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.alive:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout_s: float = 30) -> None:
         if not self.alive:
             return
+        self.resume()  # a stopped process does not act on SIGTERM
         self.proc.terminate()
         try:
             self.proc.wait(timeout=timeout_s)
