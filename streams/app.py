@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import faust
 
-from common.logs import faust_logging_config
 from common.settings import get_settings
-from streams.tuning import commit_across_offset_gaps, limit_fetch_wait
+from streams.tuning import app_options, commit_across_offset_gaps, limit_fetch_wait
 from streams.topics import ORDER_COMMANDS, STOCK_COMMANDS, WAREHOUSE_COMMANDS
 
 __all__ = ["app", "settings", "stock_commands", "warehouse_commands", "order_commands"]
@@ -28,33 +27,13 @@ limit_fetch_wait(settings.consumer_fetch_max_wait_ms)
 commit_across_offset_gaps()
 
 
-def _broker_url(servers: str) -> str:
-    return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
-
-
 app = faust.App(
     settings.app_id,
-    broker=_broker_url(settings.kafka_bootstrap_servers),
-    # No scanning: faust's discovery also scans ``origin`` and imported every module with agents.
-    # ``python -m streams stock`` imports the stock agents itself.
-    autodiscover=False,
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=settings.topic_replication_factor,
-    topic_allow_declare=True,
-    processing_guarantee="at_least_once",
-    producer_acks=-1,
+    **app_options(settings),
     producer_linger=settings.producer_linger_s,
     producer_max_batch_size=settings.producer_batch_bytes,
-    broker_commit_interval=settings.commit_interval_s,
-    broker_session_timeout=settings.broker_session_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
-    stream_wait_empty=True,
-    web_enabled=False,
     datadir=settings.worker_data_dir,
     web_port=settings.worker_web_port,
-    table_standby_replicas=0,
-    # JSON lines with their extra fields (request ids among them), like every other process.
-    logging_config=faust_logging_config(),
 )
 
 # Commands arrive as bytes and are decoded in the agent, so a malformed record from an upstream

@@ -1,4 +1,6 @@
-"""Two corrections to faust's worker consumer, applied by each app before it creates one.
+"""What both faust apps (the stock worker's, ``streams/app.py``, and the analytics worker's,
+``streams/analytics/app.py``) share: ``app_options`` and two corrections to faust's worker
+consumer, applied by each app before it creates one.
 
 ``limit_fetch_wait``: how long the worker's consumer lets the broker hold a fetch.
 
@@ -26,14 +28,41 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-__all__ = ["limit_fetch_wait", "commit_across_offset_gaps"]
+from common.logs import faust_logging_config
+from common.settings import Settings
+
+__all__ = ["app_options", "limit_fetch_wait", "commit_across_offset_gaps"]
 
 log = logging.getLogger(__name__)
+
+
+def app_options(settings: Settings) -> dict[str, Any]:
+    """The ``faust.App`` options both apps use: broker, topics, guarantees, group timing, logs."""
+    return dict(
+        broker=";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",") if s.strip()),
+        # No scanning: faust's discovery also scans ``origin`` and imports every module with
+        # agents; ``python -m streams <role>`` imports its agents itself.
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_allow_declare=True,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        stream_wait_empty=True,
+        web_enabled=False,
+        table_standby_replicas=0,
+        # JSON lines with their extra fields (request ids among them), like every other process.
+        logging_config=faust_logging_config(),
+    )
 
 
 def limit_fetch_wait(fetch_max_wait_ms: int, fetch_min_bytes: int = 1) -> None:

@@ -29,10 +29,9 @@ from datetime import timedelta
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from common.logs import faust_logging_config
 from common.settings import get_settings
 from streams.topics import INVENTORY_ANALYTICS, STOCK_EVENTS
-from streams.tuning import commit_across_offset_gaps, limit_fetch_wait
+from streams.tuning import app_options, commit_across_offset_gaps, limit_fetch_wait
 
 __all__ = ["app", "settings", "stock_events", "inventory_analytics", "hourly", "daily", "unit_costs",
            "retention_ms"]
@@ -66,29 +65,12 @@ def _read_committed() -> None:
 _read_committed()
 
 
-def _broker_url(servers: str) -> str:
-    return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
-
-
 app = faust.App(
     settings.analytics_app_id,
-    broker=_broker_url(settings.kafka_bootstrap_servers),
-    autodiscover=False,  # ``python -m streams analytics`` imports the agents itself
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=settings.topic_replication_factor,
-    topic_allow_declare=True,
-    processing_guarantee="at_least_once",
-    producer_acks=-1,
-    broker_commit_interval=settings.commit_interval_s,
-    broker_session_timeout=settings.broker_session_timeout_s,
-    broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
-    stream_wait_empty=True,
+    **app_options(settings),
     consumer_auto_offset_reset="earliest",  # a new group counts the whole history
-    web_enabled=False,
     datadir=settings.analytics_data_dir,
     store="rocksdb://",
-    table_standby_replicas=0,
-    logging_config=faust_logging_config(),
 )
 
 # Both read as bytes and decoded in the agents, so a record that does not decode is counted and

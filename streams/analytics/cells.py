@@ -200,33 +200,26 @@ class CellBatch:
 
     def __init__(self, load: Callable[[CellId], Cell | None]) -> None:
         self._load = load
-        self._cells: dict[CellId, tuple[Cell | None, Cell | None]] = {}
+        self._loaded: dict[CellId, Cell | None] = {}  # as the table had it
+        self._cells: dict[CellId, Cell] = {}  # with the batch's events counted
 
     def fold(self, cell_id: CellId, event: Event, partition: int, offset: int,
              unit_cost: Decimal | None = None) -> bool:
         """Count ``event`` in its cell; False when the cell had counted it already (a redelivery)."""
-        if cell_id not in self._cells:
-            loaded = self._load(cell_id)
-            self._cells[cell_id] = (loaded, loaded)
-        loaded, current = self._cells[cell_id]
-        after = fold(current, event, partition, offset, unit_cost)
-        if after is current:
-            return False
-        self._cells[cell_id] = (loaded, after)
-        return True
+        if cell_id not in self._loaded:
+            self._loaded[cell_id] = self._load(cell_id)
+        current = self._cells.get(cell_id, self._loaded[cell_id])
+        self._cells[cell_id] = fold(current, event, partition, offset, unit_cost)
+        return self._cells[cell_id] is not current
 
     def changed(self) -> Iterator[tuple[CellId, Cell]]:
         """The cells the batch changed (to write to the table), in the order first touched."""
-        for cell_id, (loaded, current) in self._cells.items():
-            if current is not None and current is not loaded:
-                yield cell_id, current
+        return ((cell_id, cell) for cell_id, cell in self._cells.items() if cell is not self._loaded[cell_id])
 
     def touched(self) -> Iterator[tuple[CellId, Cell]]:
         """Every cell an event of the batch belongs to, changed or not (to publish: a crash may
         have come between a cell's write and its publication, and the redelivery must publish it)."""
-        for cell_id, (_, current) in self._cells.items():
-            if current is not None:
-                yield cell_id, current
+        return iter(self._cells.items())
 
     def __len__(self) -> int:
         return len(self._cells)
